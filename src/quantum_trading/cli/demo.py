@@ -1,0 +1,5 @@
+"""``quantum demo`` (filled in below)."""
+
+
+def demo() -> None:
+    """Run the demo."""
