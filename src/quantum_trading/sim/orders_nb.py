@@ -1,0 +1,324 @@
+"""Numba kernels of market orders: decisions at a close, sizing and fills at the next open.
+
+Timing: :func:`read_targets_nb` runs at bar t's close and turns ``target[t]`` into a pending
+order; :func:`fill_pending_nb` runs at bar t+1's open and fills it.
+
+Sizing at the fill: desired units ``u = target · equity_open / p`` with ``p`` the open (or,
+with ``size_with_costs``, the cost-adjusted fill price times ``1 + taker fee``, as
+backtesting.py and vectorbt size cash-limited orders), capped at the tier notional allowed
+by the leverage, then rounded toward zero to the lot size. The order is ``u − position``
+(exactly ``−position`` when ``u`` is 0). Orders that add exposure need ``notional ≥
+min_notional`` (reduce-only orders are exempt) and available margin: reductions fill
+first, then all exposure-adding orders are scaled down together so that the initial margin
+``Σ |size|·open / leverage`` stays within equity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from quantum_trading.sim.accounting_nb import apply_fill_nb, write_order_nb
+from quantum_trading.sim.costs_nb import flex_nb, impact_frac_nb
+from quantum_trading.sim.records import (
+    A_CASH,
+    CAP_LEVERAGE,
+    CAP_MARGIN,
+    CAP_SHORT,
+    CAP_TIER,
+    D_SL_DIST,
+    D_SL_FRAC,
+    D_SL_PRICE,
+    D_TARGET,
+    D_TP_DIST,
+    D_TP_FRAC,
+    D_TP_PRICE,
+    D_TRAIL_DIST,
+    D_TRAIL_FRAC,
+    OT_MARKET,
+    OT_NONE,
+    OT_TIME_STOP,
+    P_ENTRY,
+    P_SIZE,
+    Q_DECISION_BAR,
+    Q_FLAGS,
+    Q_PENDING,
+    REBAL_EVERY_BAR,
+    REBAL_ON_CHANGE,
+    ST_FILLED,
+    ST_MARGIN,
+    ST_MIN_NOTIONAL,
+    ST_NO_CHANGE,
+    W_CLASS,
+    W_FLAGS,
+    W_REQ,
+    W_TYPE,
+    W_UNITS,
+)
+
+__all__ = [
+    "execute_market_nb",
+    "fill_pending_nb",
+    "read_targets_nb",
+    "round_lot_nb",
+    "trunc_lot_nb",
+    "wants_order_nb",
+]
+
+_MARGIN_TOL = 1e-9  # relative tolerance of the available-margin check
+_DUST = 1e-9  # orders smaller than this fraction of the position are no change
+
+
+@njit(cache=True, _nrt=False)
+def trunc_lot_nb(units: float, lot: float) -> float:
+    """Round ``units`` toward zero to a multiple of ``lot`` (``lot`` 0 = no rounding).
+
+    >>> trunc_lot_nb(-0.0567, 0.001), trunc_lot_nb(2.9999999999, 1.0)
+    (-0.056, 3.0)
+    """
+    if lot <= 0.0:
+        return units
+    n = math.floor(abs(units) / lot + 1e-9)
+    if n <= 0.0:
+        return 0.0
+    return n * lot if units > 0.0 else -n * lot
+
+
+@njit(cache=True, _nrt=False)
+def round_lot_nb(units: float, lot: float) -> float:
+    """Round ``units`` to the nearest multiple of ``lot`` (removes float dust)."""
+    if lot <= 0.0:
+        return units
+    return round(units / lot) * lot
+
+
+@njit(cache=True, _nrt=False)
+def execute_market_nb(state, params, bars, t: int, i: int, q: float, ref: float, otype: int) -> float:
+    """Fill ``q`` units (signed) of asset ``i`` as a market order at reference price ``ref``.
+
+    Costs: half-spread, slippage and impact move the price against the order; the taker fee
+    is charged on the fill price. Returns the fill price.
+    """
+    a = abs(q)
+    notional = a * ref
+    imp = impact_frac_nb(notional, flex_nb(bars.sigma, t, i), flex_nb(bars.volume_usd, t, i),
+                         params.impact_k[i], params.max_impact_frac)
+    hs = params.half_spread[i]
+    sl = params.slippage[i]
+    side = 1.0 if q > 0.0 else -1.0
+    price = ref * (1.0 + side * (hs + sl + imp))
+    fee = a * price * params.taker_fee[i]
+    apply_fill_nb(state, params, t, i, q, price, ref, fee, notional * hs, notional * sl,
+                  notional * imp, 0.0, otype)
+    return price
+
+
+@njit(cache=True, _nrt=False)
+def _is_reduce_nb(u: float, cur: float) -> bool:
+    return u == 0.0 or (cur != 0.0 and (u > 0.0) == (cur > 0.0) and abs(u) < abs(cur))
+
+
+@njit(cache=True, _nrt=False)
+def _desired_units_nb(state, params, bars, t: int, i: int, f: float, equity: float, cur: float):
+    p = flex_nb(bars.open, t, i)
+    flags = 0
+    if f == 0.0:
+        return 0.0, flags
+    ref = p
+    if params.size_with_costs != 0:
+        d0 = f * equity / p - cur
+        side = 1.0 if d0 > 0.0 else -1.0
+        if d0 == 0.0:
+            side = 1.0 if f > 0.0 else -1.0
+        imp = impact_frac_nb(abs(d0) * p, flex_nb(bars.sigma, t, i), flex_nb(bars.volume_usd, t, i),
+                             params.impact_k[i], params.max_impact_frac)
+        pf = p * (1.0 + side * (params.half_spread[i] + params.slippage[i] + imp))
+        ref = pf * (1.0 + params.taker_fee[i])
+    u = f * equity / ref
+    cap = params.max_notional[i]
+    if abs(u) * p > cap:
+        u = cap / p if u > 0.0 else -cap / p
+        flags |= CAP_TIER
+    return trunc_lot_nb(u, params.lot_size[i]), flags
+
+
+@njit(cache=True, _nrt=False)
+def fill_pending_nb(state, params, bars, t: int, equity: float) -> None:
+    """Fill the orders decided at bar ``t − 1``'s close at bar ``t``'s open.
+
+    ``equity`` is the equity marked at the open (after funding). See the module docstring
+    for sizing, minimum notional and the margin cap.
+    """
+    pos = state.pos
+    posi = state.posi
+    work = state.work
+    n = pos.shape[0]
+    n_inc = 0
+    for i in range(n):
+        work[i, W_CLASS] = 0.0
+        ptype = posi[i, Q_PENDING]
+        if ptype == OT_NONE:
+            continue
+        posi[i, Q_PENDING] = OT_NONE
+        p = flex_nb(bars.open, t, i)
+        cur = pos[i, P_SIZE]
+        dec = posi[i, Q_DECISION_BAR]
+        f = state.pend[i, D_TARGET]
+        flags = posi[i, Q_FLAGS]
+        if ptype == OT_TIME_STOP:
+            if cur == 0.0:
+                continue
+            u = 0.0
+        else:
+            u, more = _desired_units_nb(state, params, bars, t, i, f, equity, cur)
+            flags |= more
+        delta = -cur if u == 0.0 else round_lot_nb(u - cur, params.lot_size[i])
+        if abs(delta) <= _DUST * abs(cur):
+            delta = 0.0  # float dust of re-targeting an unchanged position (lot size 0)
+        if params.rebalance == REBAL_EVERY_BAR and ptype == OT_MARKET:
+            if delta == 0.0:
+                continue
+            if u != 0.0 and abs(delta) * p < params.min_rebalance_frac * equity:
+                continue
+        if delta == 0.0:
+            write_order_nb(state, t, dec, i, ptype, ST_NO_CHANGE, flags, f, equity, 0.0, 0.0, np.nan)
+            continue
+        reduce = _is_reduce_nb(u, cur)
+        if not reduce and abs(delta) * p < params.min_notional[i]:
+            write_order_nb(state, t, dec, i, ptype, ST_MIN_NOTIONAL, flags, f, equity, delta, 0.0,
+                           np.nan)
+            continue
+        work[i, W_UNITS] = u
+        work[i, W_REQ] = delta
+        work[i, W_FLAGS] = flags
+        work[i, W_TYPE] = ptype
+        if reduce:
+            work[i, W_CLASS] = 1.0
+        else:
+            work[i, W_CLASS] = 2.0
+            n_inc += 1
+    # 1) orders that reduce exposure
+    for i in range(n):
+        if work[i, W_CLASS] != 1.0:
+            continue
+        q = work[i, W_REQ]
+        price = execute_market_nb(state, params, bars, t, i, q, flex_nb(bars.open, t, i),
+                                  int(work[i, W_TYPE]))
+        write_order_nb(state, t, posi[i, Q_DECISION_BAR], i, int(work[i, W_TYPE]), ST_FILLED,
+                       int(work[i, W_FLAGS]), state.pend[i, D_TARGET], equity, q, q, price)
+    if n_inc == 0:
+        return
+    # 2) orders that add exposure, scaled together to the available margin
+    eq2 = state.acct[A_CASH]
+    used = 0.0
+    req = 0.0
+    for i in range(n):
+        s = pos[i, P_SIZE]
+        p = flex_nb(bars.open, t, i)
+        if s != 0.0:
+            eq2 += s * (p - pos[i, P_ENTRY])
+        lev = params.leverage[i]
+        if work[i, W_CLASS] == 2.0:
+            u = work[i, W_UNITS]
+            kept = abs(s) if (s != 0.0 and (s > 0.0) == (u > 0.0)) else 0.0
+            used += kept * p / lev
+            req += (abs(u) - kept) * p / lev
+        elif s != 0.0:
+            used += abs(s) * p / lev
+    avail = eq2 - used
+    capped = req > 0.0 and (avail <= 0.0 or req > avail * (1.0 + _MARGIN_TOL))
+    scale = 1.0
+    if capped:
+        scale = avail / req if avail > 0.0 else 0.0
+    for i in range(n):
+        if work[i, W_CLASS] != 2.0:
+            continue
+        s = pos[i, P_SIZE]
+        p = flex_nb(bars.open, t, i)
+        u = work[i, W_UNITS]
+        flags = int(work[i, W_FLAGS])
+        ptype = int(work[i, W_TYPE])
+        dec = posi[i, Q_DECISION_BAR]
+        f = state.pend[i, D_TARGET]
+        q = work[i, W_REQ]
+        if capped:
+            lot = params.lot_size[i]
+            kept = abs(s) if (s != 0.0 and (s > 0.0) == (u > 0.0)) else 0.0
+            na = trunc_lot_nb(kept + scale * (abs(u) - kept), lot)
+            u = na if u > 0.0 else -na
+            flags |= CAP_MARGIN
+            q = -s if u == 0.0 else round_lot_nb(u - s, lot)
+            if q == 0.0:
+                write_order_nb(state, t, dec, i, ptype, ST_MARGIN, flags, f, equity,
+                               work[i, W_REQ], 0.0, np.nan)
+                continue
+            if not _is_reduce_nb(u, s) and abs(q) * p < params.min_notional[i]:
+                write_order_nb(state, t, dec, i, ptype, ST_MIN_NOTIONAL, flags, f, equity,
+                               work[i, W_REQ], 0.0, np.nan)
+                continue
+        price = execute_market_nb(state, params, bars, t, i, q, p, ptype)
+        write_order_nb(state, t, dec, i, ptype, ST_FILLED, flags, f, equity, work[i, W_REQ], q,
+                       price)
+
+
+@njit(cache=True, _nrt=False)
+def wants_order_nb(target: np.ndarray, last_target: np.ndarray, rebalance: int, t: int) -> bool:
+    """Whether :func:`read_targets_nb` would create any order at bar ``t`` (cheap check)."""
+    for i in range(last_target.shape[0]):
+        raw = flex_nb(target, t, i)
+        if math.isnan(raw):
+            continue
+        if rebalance == REBAL_ON_CHANGE and raw == last_target[i]:
+            continue
+        return True
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def read_targets_nb(posi: np.ndarray, pend: np.ndarray, last_target: np.ndarray, params, sig,
+                    t: int) -> None:
+    """Turn ``target[t]`` (decided at bar t's close) into pending orders for bar t+1's open.
+
+    ``on_change``: only a target different from the last non-NaN one makes an order
+    (edge-triggered). ``every_bar``: every non-NaN target does (the deadband is applied at the
+    fill). NaN never does. A pending time-stop exit takes precedence over a new target (which
+    then counts as seen). Caps: short targets become 0 in a long-only account; ``|target|``
+    is capped at the asset's leverage.
+    """
+    for i in range(last_target.shape[0]):
+        raw = flex_nb(sig.target, t, i)
+        if math.isnan(raw):
+            continue
+        if params.rebalance == REBAL_ON_CHANGE:
+            last = last_target[i]
+            if not math.isnan(last) and raw == last:
+                continue
+        last_target[i] = raw
+        if posi[i, Q_PENDING] == OT_TIME_STOP:
+            continue
+        f = raw
+        flags = 0
+        if params.allow_short == 0 and f < 0.0:
+            f = 0.0
+            flags |= CAP_SHORT
+        lev = params.leverage[i]
+        if f > lev:
+            f = lev
+            flags |= CAP_LEVERAGE
+        elif f < -lev:
+            f = -lev
+            flags |= CAP_LEVERAGE
+        posi[i, Q_PENDING] = OT_MARKET
+        posi[i, Q_DECISION_BAR] = t
+        posi[i, Q_FLAGS] = flags
+        pend[i, D_TARGET] = f
+        pend[i, D_SL_FRAC] = flex_nb(sig.sl_frac, t, i)
+        pend[i, D_SL_DIST] = flex_nb(sig.sl_dist, t, i)
+        pend[i, D_SL_PRICE] = flex_nb(sig.sl_price, t, i)
+        pend[i, D_TP_FRAC] = flex_nb(sig.tp_frac, t, i)
+        pend[i, D_TP_DIST] = flex_nb(sig.tp_dist, t, i)
+        pend[i, D_TP_PRICE] = flex_nb(sig.tp_price, t, i)
+        pend[i, D_TRAIL_FRAC] = flex_nb(sig.trail_frac, t, i)
+        pend[i, D_TRAIL_DIST] = flex_nb(sig.trail_dist, t, i)

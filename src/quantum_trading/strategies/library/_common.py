@@ -1,0 +1,215 @@
+"""What the library strategies share: direction / size / stop parameters, input checks, the
+per-asset dispatch and the entry/exit state machine.
+
+A library rule defines four boolean event Series on one asset's bars (long entry, long exit,
+short entry, short exit) and a "ready" mask (its indicators are warm). This module turns them
+into a clean position series ``{-1, 0, +1} × size`` with
+:func:`~quantum_trading.strategies.positions_nb.position_from_entries_exits_nb` (0 during the
+warm-up; entries only where the rule, and the ATR of ATR-based stops, are ready), and builds
+the stop-loss / take-profit :class:`~quantum_trading.domain.StopSpec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from quantum_trading.domain import Signals, StopSpec
+from quantum_trading.errors import ConfigError, DataError
+from quantum_trading.features import atr
+from quantum_trading.strategies.base import (
+    CategoricalParam,
+    Constraint,
+    FloatParam,
+    IntParam,
+    MarketData,
+    Param,
+    ParamSpace,
+    target_column,
+)
+from quantum_trading.strategies.positions_nb import position_from_entries_exits_nb
+
+__all__ = [
+    "DIRECTION_PARAM",
+    "SIZE_PARAM",
+    "STOP_CONSTRAINTS",
+    "STOP_PARAMS",
+    "AssetSignals",
+    "Events",
+    "LibraryStrategy",
+    "ohlcv_frame",
+]
+
+DIRECTION_PARAM = CategoricalParam(
+    ("long", "short", "both"), default="long", optimize=False,
+    doc="which side may be traded: long only, short only, or both (perps)",
+)
+SIZE_PARAM = FloatParam(
+    0.1, 3.0, default=1.0, optimize=False,
+    doc="target exposure while in a position, as a multiple of equity",
+)
+STOP_PARAMS: dict[str, Param] = {
+    "stop_loss_pct": FloatParam(
+        0.0, 50.0, default=0.0, optimize=False,
+        doc="stop-loss distance in % of the entry fill price; 0 = none"),
+    "take_profit_pct": FloatParam(
+        0.0, 200.0, default=0.0, optimize=False,
+        doc="take-profit distance in % of the entry fill price; 0 = none"),
+    "stop_loss_atr": FloatParam(
+        0.0, 10.0, default=0.0, optimize=False,
+        doc="stop-loss distance as a multiple of the ATR at the decision bar; 0 = none"),
+    "take_profit_atr": FloatParam(
+        0.0, 20.0, default=0.0, optimize=False,
+        doc="take-profit distance as a multiple of the ATR at the decision bar; 0 = none"),
+    "atr_period": IntParam(
+        2, 100, default=14, optimize=False, doc="ATR period (bars) for the ATR-based stops"),
+}
+STOP_CONSTRAINTS = (
+    Constraint("stop_loss_pct and stop_loss_atr not both set",
+               lambda p: not (p["stop_loss_pct"] > 0 and p["stop_loss_atr"] > 0)),
+    Constraint("take_profit_pct and take_profit_atr not both set",
+               lambda p: not (p["take_profit_pct"] > 0 and p["take_profit_atr"] > 0)),
+)
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def ohlcv_frame(frame: Any, strategy: str, columns: tuple[str, ...] = _OHLCV) -> pd.DataFrame:
+    """``frame`` checked to be a DataFrame with a DatetimeIndex and ``columns``.
+
+    Raises :class:`DataError` naming the strategy and the missing column (and
+    :class:`ConfigError` when ``frame`` is not a DataFrame).
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ConfigError(f"strategy {strategy!r}: data must be a DataFrame or a dict symbol -> "
+                          f"DataFrame, got {type(frame).__name__}")
+    for col in columns:
+        if col not in frame.columns:
+            raise DataError(f"strategy {strategy!r}: no data",
+                            source=str(frame.attrs.get("source", "")) or None, column=col)
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise DataError(f"strategy {strategy!r} needs a DatetimeIndex (bar open times), got "
+                        f"{type(frame.index).__name__}")
+    return frame
+
+
+class Events(NamedTuple):
+    """Boolean event Series of one asset (same index) and the rule's warm-up mask."""
+
+    long_entry: pd.Series
+    long_exit: pd.Series
+    short_entry: pd.Series
+    short_exit: pd.Series
+    ready: pd.Series
+
+
+class AssetSignals(NamedTuple):
+    """One asset's target and stops, before the assets are put together."""
+
+    target: pd.Series
+    stop_loss: StopSpec | None
+    take_profit: StopSpec | None
+
+
+def _bools(x: pd.Series) -> np.ndarray:
+    return np.ascontiguousarray(x.to_numpy(dtype=np.bool_, na_value=False))
+
+
+def _stop(pct: float, atr_mult: float, atr_values: pd.Series | None) -> StopSpec | None:
+    if pct > 0:
+        return StopSpec.fraction(pct / 100.0)
+    if atr_mult > 0 and atr_values is not None:
+        return StopSpec.atr(atr_mult, atr_values.where(atr_values > 0))
+    return None
+
+
+def _combine_stops(specs: list[StopSpec | None], symbols: list[str], index: pd.Index
+                   ) -> StopSpec | None:
+    if specs[0] is None:
+        return None
+    kind = specs[0].kind
+    values = [s.value for s in specs if s is not None]
+    if all(not isinstance(v, pd.Series | pd.DataFrame) for v in values) and len(set(values)) == 1:
+        return StopSpec(kind, values[0])
+    frame = pd.DataFrame(
+        {sym: (v if isinstance(v, pd.Series) else pd.Series(float(v), index=index))
+         for sym, v in zip(symbols, values, strict=True)},
+        index=index,
+    )
+    return StopSpec(kind, frame)
+
+
+class LibraryStrategy:
+    """Base of the library strategies: parameter validation, one- or many-asset dispatch,
+    entry/exit state machine, size and stops.
+
+    Subclasses set ``name`` and ``params`` and implement :meth:`events` (or, for rules that
+    are not entry/exit machines, :meth:`asset_signals`).
+    """
+
+    name: str = ""
+    params: ParamSpace = ParamSpace()
+    required_columns: tuple[str, ...] = _OHLCV
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    def events(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> Events:
+        """The rule's events on one asset's bars (all known at bar t's close)."""
+        raise NotImplementedError
+
+    def asset_signals(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> AssetSignals:
+        """Target and stops of one asset: the entry/exit state machine on :meth:`events`."""
+        ev = self.events(frame, p)
+        atr_values = None
+        ready = ev.ready
+        if p.get("stop_loss_atr", 0.0) > 0 or p.get("take_profit_atr", 0.0) > 0:
+            ohlcv_frame(frame, self.name, ("high", "low", "close"))
+            atr_values = atr(frame["high"], frame["low"], frame["close"], p["atr_period"])
+            ready = ready & atr_values.gt(0.0)
+        ok = _bools(ready)
+        direction = p.get("direction", "long")
+        zeros = np.zeros(len(frame), dtype=np.bool_)
+        long_entry = _bools(ev.long_entry) & ok if direction != "short" else zeros
+        short_entry = _bools(ev.short_entry) & ok if direction != "long" else zeros
+        pos = position_from_entries_exits_nb(
+            long_entry, _bools(ev.long_exit), short_entry, _bools(ev.short_exit)
+        )
+        target = pd.Series(pos * float(p.get("size", 1.0)) + 0.0, index=frame.index,
+                           name=target_column(frame, self.name))
+        sl = _stop(p.get("stop_loss_pct", 0.0), p.get("stop_loss_atr", 0.0), atr_values)
+        tp = _stop(p.get("take_profit_pct", 0.0), p.get("take_profit_atr", 0.0), atr_values)
+        return AssetSignals(target, sl, tp)
+
+    def signals(self, data: MarketData, **params: Any) -> Signals:
+        """Target exposure per bar (and asset), decided at bar t's close, filled at t+1's open.
+
+        ``data`` is one OHLCV frame or ``{symbol: frame}`` sharing one index (the rule runs on
+        each asset alone; the target has one column per symbol). Missing parameters take
+        their defaults; unknown or out-of-range ones raise :class:`ConfigError`.
+        """
+        p = self.params.validate(params)
+        if isinstance(data, Mapping):
+            if len(data) == 0:
+                raise ConfigError(f"strategy {self.name!r}: no assets in data")
+            symbols = [str(s) for s in data]
+            frames = [ohlcv_frame(f, self.name, self.required_columns) for f in data.values()]
+            index = frames[0].index
+            for sym, f in zip(symbols[1:], frames[1:], strict=True):
+                if not f.index.equals(index):
+                    raise DataError(f"strategy {self.name!r}: bar index differs from "
+                                    f"{symbols[0]}'s", source=sym)
+            per_asset = [self.asset_signals(f, p) for f in frames]
+            target = pd.DataFrame({sym: a.target.to_numpy() for sym, a in
+                                   zip(symbols, per_asset, strict=True)}, index=index)
+            return Signals(
+                target,
+                stop_loss=_combine_stops([a.stop_loss for a in per_asset], symbols, index),
+                take_profit=_combine_stops([a.take_profit for a in per_asset], symbols, index),
+            )
+        frame = ohlcv_frame(data, self.name, self.required_columns)
+        one = self.asset_signals(frame, p)
+        return Signals(one.target, stop_loss=one.stop_loss, take_profit=one.take_profit)
