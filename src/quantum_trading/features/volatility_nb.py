@@ -5,8 +5,8 @@ Rolling means and variances use sums of deviations from a shift ``K`` that is re
 the window mean (the sums then recomputed exactly) every ``max(period, RECENTRE_EVERY)`` bars,
 and at once whenever the window's spread becomes tiny next to its distance from ``K``
 (``CANCELLATION_LIMIT``). So there is no catastrophic cancellation of ``E[x^2] - E[x]^2``:
-the variance keeps about 11 significant digits, and there is no drift over long histories. A window
-whose values are all equal has a variance of exactly 0 and a mean equal to that value.
+the variance keeps about 11 significant digits, and there is no drift over long histories.
+A window whose values are all equal has a variance of exactly 0 and a mean equal to it.
 
 All kernels follow the NaN contract of :mod:`quantum_trading.features`.
 """
@@ -344,5 +344,11 @@ def realised_volatility_nb(
         else:
             ret[i] = np.nan
             prev = np.nan
-    _rolling_moments_nb(ret, period, _STD, ddof, 0.0, 0.0, scale, out.reshape((1, n)))
+    if n == 0:
+        return out
+    # ret[0] is always NaN (no previous close): leave it out so that the optimistic pass of
+    # _rolling_moments_nb can succeed on clean data.
+    out[0] = np.nan
+    rest = out[1:].reshape((1, n - 1))
+    _rolling_moments_nb(ret[1:], period, _STD, ddof, 0.0, 0.0, scale, rest)
     return out
