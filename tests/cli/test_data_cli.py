@@ -89,7 +89,7 @@ def test_bad_file_gives_one_line_naming_file_row_and_column(capsys, tmp_path: Pa
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("date,open,high,low,close,volume\n2024-01-01 00:00,1,2,0.5,-1.5,10\n")
-    with pytest.raises(Exception, match="bad.csv"):
+    with pytest.raises(Exception, match=r"bad\.csv"):
         main(["--debug", "data", "validate", str(bad)])
 
 

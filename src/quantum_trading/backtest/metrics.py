@@ -132,7 +132,7 @@ def cagr_pct(equity: pd.Series, initial_usd: float | None = None) -> float:
     the span from the first close to the last is the first to the last bar's open time).
     NaN for a zero span; −100 after a bankruptcy.
 
-    >>> idx = pd.to_datetime(["2023-01-01", "2024-01-01 06:00"], utc=True)
+    >>> idx = pd.to_datetime(["2023-01-01 00:00", "2024-01-01 06:00"], utc=True)
     >>> round(cagr_pct(pd.Series([100.0, 121.0], index=idx)), 6)
     21.0
     """
@@ -150,7 +150,7 @@ def annualized_volatility_pct(returns: pd.Series | np.ndarray, periods: float) -
     """Annualised volatility in %: ``100 × std(r, ddof=1) × √periods``.
 
     >>> round(annualized_volatility_pct([0.01, -0.01, 0.01, -0.01], 8766), 4)
-    108.1219
+    108.1111
     """
     r = _values(returns)
     if r.size < 2:
@@ -229,7 +229,7 @@ def max_drawdown_duration(equity: pd.Series) -> pd.Timedelta:
 
     >>> idx = pd.date_range("2024-01-01", periods=5, freq="1h", tz="UTC")
     >>> max_drawdown_duration(pd.Series([1.0, 2.0, 1.5, 1.8, 2.1], index=idx))
-    Timedelta('0 days 02:00:00')
+    Timedelta('0 days 03:00:00')
     """
     if len(equity) == 0:
         return pd.Timedelta(0)
@@ -267,7 +267,7 @@ def rolling_sharpe(returns: pd.Series, window: int, periods: float) -> pd.Series
 
     >>> r = pd.Series([0.01, -0.01, 0.02, 0.0])
     >>> rolling_sharpe(r, 3, 1.0).round(4).tolist()
-    [nan, nan, 0.5774, 0.3333]
+    [nan, nan, 0.4364, 0.2182]
     """
     roll = returns.rolling(window, min_periods=window)
     sd = roll.std(ddof=1)
@@ -420,7 +420,7 @@ def psr_from_moments(sr: float, n: int, skew: float, kurtosis: float,
     probability in [0, 1] that the true Sharpe ratio exceeds ``SR*``.
 
     >>> round(psr_from_moments(0.1, 101, 0.0, 3.0), 6)
-    0.839405
+    0.840741
     """
     if n < 2 or not all(math.isfinite(v) for v in (sr, skew, kurtosis, sr_benchmark)):
         return math.nan

@@ -1,10 +1,11 @@
-"""``quantum demo``: the main job on embedded synthetic data."""
+"""``quantum demo``: every library strategy backtested on a BTC perp, on synthetic or real data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from quantum_trading.cli._console import console
@@ -14,30 +15,33 @@ __all__ = ["demo"]
 
 
 def demo(
-    bars: int = typer.Option(2000, "--bars", min=200, help="Bars per synthetic asset."),
+    data: str | None = typer.Option(None, "--data", "-d", help="Real data instead of the "
+                                    "synthetic market: a file, or a freqtrade folder (BTC)."),
+    bars: int = typer.Option(2000, "--bars", min=200, help="Bars of the synthetic market."),
     seed: int = typer.Option(7, "--seed", help="Random seed of the synthetic market."),
     user_data: Path | None = typer.Option(None, "--user-data", help="The user_data folder."),
 ) -> None:
-    """Synthetic 3-asset perp market → store → load → validate → indicators → table and report."""
-    from quantum_trading.demo import run_data_demo
+    """Synthetic perp market → store → load → validate → every library strategy backtested on
+    BTC (Binance fees, spread, slippage, impact, funding) → summary table and HTML reports."""
+    from quantum_trading.backtest.stats import format_stat
+    from quantum_trading.demo import SUMMARY_COLUMNS, run_demo
 
     folder = user_data_dir(user_data)
-    with console.status("generating, storing, validating and computing indicators…"):
-        result = run_data_demo(folder, n_bars=bars, seed=seed)
-    table = Table(title="Quantum Trading demo — synthetic perpetual market (seed %d)" % seed)
-    table.add_column("symbol", style="cyan")
-    for column in result.summary.columns:
-        table.add_column(str(column), justify="right")
-    for symbol, row in result.summary.iterrows():
-        cells = []
-        for value in row:
-            if isinstance(value, float):
-                cells.append(f"{value:,.2f}")
-            elif hasattr(value, "strftime"):
-                cells.append(value.strftime("%Y-%m-%d %H:%M"))
-            else:
-                cells.append(str(value))
-        table.add_row(str(symbol), *cells)
+    with console.status("generating data and backtesting every library strategy…"):
+        result = run_demo(folder, data=data, n_bars=bars, seed=seed)
+    for note in result.notes:
+        console.print(note, highlight=False, soft_wrap=True)
+    first = next(iter(result.results.values()))
+    source = "real data" if data else f"synthetic market, seed {seed}"
+    table = Table(title=f"Quantum Trading demo — {first.symbols[0]} perp, {len(first.sim.index):,} "
+                  f"bars ({source}), 10,000 USDT at 1×")
+    table.add_column("strategy", style="cyan")
+    for column in SUMMARY_COLUMNS:
+        table.add_column(escape(column), justify="right")
+    summary = result.summary
+    for name in summary.index:
+        table.add_row(str(name), *(format_stat(c, summary.at[name, c]) for c in SUMMARY_COLUMNS))
     console.print(table)
-    console.print(f"data stored in [bold]{result.store_root}[/bold]")
-    console.print(f"report written to [bold]{result.report_path}[/bold]")
+    console.print("reports:")
+    for name, path in result.reports.items():
+        console.print(f"  {name}: [bold]{path}[/bold]", soft_wrap=True)

@@ -31,6 +31,7 @@ def _root(
 
 
 def _register() -> None:
+    from quantum_trading.cli import backtest as backtest_cli
     from quantum_trading.cli import data as data_cli
     from quantum_trading.cli import demo as demo_cli
     from quantum_trading.cli import exchange as exchange_cli
@@ -38,6 +39,7 @@ def _register() -> None:
     app.add_typer(data_cli.app, name="data")
     app.add_typer(exchange_cli.app, name="exchange")
     app.command(name="demo")(demo_cli.demo)
+    app.command(name="backtest")(backtest_cli.backtest)
 
 
 _register()
