@@ -16,6 +16,7 @@ use the same functions. Conventions:
   exception.
 
 >>> import pandas as pd
+
 >>> idx = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC")
 >>> equity = pd.Series([100.0, 110.0, 99.0, 121.0], index=idx)
 >>> round(max_drawdown_pct(equity), 6), periods_per_year(idx)
@@ -29,6 +30,8 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+
+from quantum_trading.data.timeframes import YEAR, periods_per_year
 
 __all__ = [
     "annualized_volatility_pct",
@@ -55,7 +58,6 @@ __all__ = [
     "win_rate_pct",
 ]
 
-_YEAR = pd.Timedelta(days=365.25)
 
 
 def _values(x: pd.Series | np.ndarray | list[float]) -> np.ndarray:
@@ -67,29 +69,6 @@ def _values(x: pd.Series | np.ndarray | list[float]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Time
 # --------------------------------------------------------------------------------------------
-
-def periods_per_year(index: pd.DatetimeIndex | pd.Timedelta | str) -> float:
-    """Bars per year of a 24/7 market: ``365.25 days / bar spacing``.
-
-    The spacing is the median difference of ``index`` (robust to a few gaps), or the given
-    bar length (a Timedelta or ``"1h"``-style string). NaN for fewer than two bars.
-
-    >>> periods_per_year("1h"), periods_per_year(pd.Timedelta("1D"))
-    (8766.0, 365.25)
-    """
-    if isinstance(index, str):
-        step = pd.Timedelta(index)
-    elif isinstance(index, pd.Timedelta):
-        step = index
-    else:
-        if len(index) < 2:
-            return math.nan
-        ns = np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
-        step = pd.Timedelta(int(np.median(np.diff(ns))), unit="ns")
-    if step <= pd.Timedelta(0):
-        return math.nan
-    return float(_YEAR / step)
-
 
 # --------------------------------------------------------------------------------------------
 # Equity and returns
@@ -138,7 +117,7 @@ def cagr_pct(equity: pd.Series, initial_usd: float | None = None) -> float:
     """
     if len(equity) == 0:
         return math.nan
-    years = (equity.index[-1] - equity.index[0]) / _YEAR
+    years = (equity.index[-1] - equity.index[0]) / YEAR
     start = float(equity.iloc[0]) if initial_usd is None else float(initial_usd)
     final = float(equity.iloc[-1])
     if years <= 0 or start <= 0:

@@ -21,7 +21,13 @@ from quantum_trading.data.loaders import (
     load_mark,
     load_ohlcv,
 )
-from quantum_trading.data.readers import read_funding, read_mark, read_ohlcv, read_table, write_frame
+from quantum_trading.data.readers import (
+    read_funding,
+    read_mark,
+    read_ohlcv,
+    read_table,
+    write_frame,
+)
 from quantum_trading.data.repair import RepairReport, repair_ohlcv
 from quantum_trading.data.resample import align_to_lower, merge_timeframes, resample_ohlcv
 from quantum_trading.data.store import MergeReport, ParquetStore
