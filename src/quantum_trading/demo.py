@@ -132,7 +132,7 @@ def run_demo(
         The synthetic market's size, seed (same seed → same table) and bar length.
 
     Every strategy trades the bars as :data:`~quantum_trading.domain.BINANCE_BTCUSDT_PERP`
-    with :data:`DEMO_COSTS`, 10,000 USDT at 1× leverage; targets decided at each bar's close
+    with :data:`DEMO_COSTS`, 10,000 USDT at 1× leverage and the default risk limits; targets decided at each bar's close
     fill at the next open.
 
     >>> import tempfile

@@ -20,7 +20,7 @@ from quantum_trading.backtest import metrics as m
 from quantum_trading.data import generate_market
 from quantum_trading.domain import BINANCE_BTCUSDT_PERP, Instrument, Signals
 from quantum_trading.errors import ConfigError, DataError
-from quantum_trading.sim import AccountConfig, CostsConfig, simulate
+from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig, simulate
 from quantum_trading.strategies import (
     IntParam,
     StrategyError,
@@ -36,8 +36,9 @@ def test_the_run_is_the_simulator_run(btc_bars, momentum_result) -> None:
     """Backtest adds nothing to fills: its equity is simulate()'s, bar for bar."""
     strat = get_strategy("momentum_breakout")
     signals = strat.signals(btc_bars, **momentum_result.params)
-    direct = simulate(btc_bars, signals, instruments=BINANCE_BTCUSDT_PERP)
+    direct = simulate(btc_bars, signals, instruments=BINANCE_BTCUSDT_PERP, risk=RiskConfig())
     pd.testing.assert_series_equal(momentum_result.equity, direct.equity)
+    pd.testing.assert_frame_equal(momentum_result.sim.risk_decisions, direct.risk_decisions)
     bench = simulate(btc_bars, buy_and_hold.signals(btc_bars), instruments=BINANCE_BTCUSDT_PERP)
     pd.testing.assert_series_equal(momentum_result.benchmark_equity, bench.equity)
     assert momentum_result.stats["Buy & Hold Return [%]"] == pytest.approx(
@@ -118,7 +119,7 @@ def test_liquidations_are_counted() -> None:
     strat = strategy_from_function(all_in, max_abs_target=10.0)
     result = Backtest(bars, strat, instrument=Instrument.generic("X", max_leverage=20.0),
                       account=AccountConfig(leverage=10.0),
-                      costs=CostsConfig(default_funding_rate=0.0)).run()
+                      costs=CostsConfig(default_funding_rate=0.0), risk=None).run()
     # 10× long from 100, the bar's low of 80 is far past the ~10 % liquidation distance
     s = result.stats
     assert s["# Liquidations"] == 1 and s["Liquidation Fees [$]"] > 0
@@ -238,3 +239,19 @@ def test_trade_log_of_a_run_without_trades() -> None:
     assert s["Avg. Holding Time"] is pd.NaT
     assert trade_log(result.sim).equals(result.trades)
     assert isinstance(result.signals, Signals)
+
+
+def test_the_default_risk_engine_caps_positions_and_can_be_turned_off(btc_bars) -> None:
+    """Every order passes the risk engine by default (10 % of equity per position)."""
+    capped = Backtest(btc_bars, "buy_and_hold", benchmark=None).run()
+    assert capped.stats["# Risk Resized"] >= 1
+    entry = capped.sim.fills.iloc[0]
+    decision = capped.sim.risk_decisions.iloc[0]
+    assert decision["action"] == "resize" and decision["reason"] == "max_position"
+    assert entry["size"] == decision["approved_size"] < decision["requested_size"]
+    assert entry["size"] * decision["price"] <= 0.10 * decision["equity_usd"]
+    free = Backtest(btc_bars, "buy_and_hold", benchmark=None, risk=None).run()
+    assert free.stats["# Risk Resized"] == 0 and free.stats["# Risk Rejected"] == 0
+    assert (free.sim.positions.abs().iloc[:, 0] * btc_bars["close"]).max() > 0.9 * 10_000
+    with pytest.raises(ConfigError, match="max_drawdown_pct"):
+        Backtest(btc_bars, "buy_and_hold", risk={"max_drawdown_pct": -1})

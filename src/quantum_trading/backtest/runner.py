@@ -10,6 +10,7 @@ does all of it, for the strategy and for the buy-and-hold benchmark alike.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ from quantum_trading.backtest.stats import compute_stats
 from quantum_trading.backtest.trades import trade_log
 from quantum_trading.domain import BINANCE_BTCUSDT_PERP, BINANCE_ETHUSDT_PERP, Instrument, Signals
 from quantum_trading.errors import ConfigError
-from quantum_trading.sim import AccountConfig, CostsConfig, SimResult, simulate
+from quantum_trading.risk.config import load_risk_config
+from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig, SimResult, simulate
 from quantum_trading.strategies import (
     BuyAndHold,
     Strategy,
@@ -39,6 +41,7 @@ PRESETS: dict[str, Instrument] = {
 
 _DEFAULT_COSTS = CostsConfig()
 _DEFAULT_ACCOUNT = AccountConfig()
+_DEFAULT_RISK = RiskConfig()
 _PRICES = ("open", "high", "low", "close")
 _DEFAULT_SYMBOL = "ASSET"
 
@@ -179,6 +182,12 @@ class Backtest:
         Strategy run through the same simulator, costs and account for
         ``Buy & Hold Return [%]`` (default ``"buy_and_hold"``, equal weights ``1/N`` for N
         symbols); None = no benchmark.
+    risk:
+        The risk engine's limits (:class:`~quantum_trading.sim.RiskConfig`, a dict or a YAML
+        path): every order of the strategy passes them inside the simulator, as in paper and
+        live trading. Default: ``RiskConfig()`` (10 % of equity per position, daily −5 %,
+        weekly −15 %, drawdown −20 %); None = no risk engine (e.g. for parity with other
+        backtesters). The benchmark always runs without it.
 
     Every argument is checked here; a bad one raises :class:`ConfigError` naming it.
 
@@ -206,6 +215,7 @@ class Backtest:
         funding: pd.Series | pd.DataFrame | Mapping[str, Any] | None = None,
         mark: pd.Series | pd.DataFrame | Mapping[str, Any] | None = None,
         benchmark: StrategyLike | None = "buy_and_hold",
+        risk: RiskConfig | Mapping[str, Any] | str | Path | None = _DEFAULT_RISK,
     ) -> None:
         self.bars = _resolve_data(data)
         self.symbols = tuple(self.bars)
@@ -231,6 +241,10 @@ class Backtest:
         self.funding = funding
         self.mark = mark
         self.benchmark = None if benchmark is None else _resolve_strategy(benchmark, "benchmark")
+        try:
+            self.risk = None if risk is None else load_risk_config(risk)
+        except ConfigError as exc:
+            raise ConfigError(f"Backtest: risk: {exc}") from None
 
     def __repr__(self) -> str:
         return (f"Backtest(strategy={self.strategy.name!r}, symbols={list(self.symbols)}, "
@@ -249,9 +263,9 @@ class Backtest:
         return dict(self.bars)
 
     def _simulate(self, data: pd.DataFrame | dict[str, pd.DataFrame],
-                  signals: Signals) -> SimResult:
+                  signals: Signals, *, risk: RiskConfig | None = None) -> SimResult:
         return simulate(data, signals, instruments=self.instruments, costs=self.costs,
-                        account=self.account, funding=self.funding, mark=self.mark)
+                        account=self.account, funding=self.funding, mark=self.mark, risk=risk)
 
     def _benchmark_signals(self, data: pd.DataFrame | dict[str, pd.DataFrame]) -> Signals:
         assert self.benchmark is not None
@@ -277,7 +291,7 @@ class Backtest:
         """
         data = self._data()
         signals = self.strategy.signals(data, **self.params)
-        sim = self._simulate(data, signals)
+        sim = self._simulate(data, signals, risk=self.risk)
         bench = None
         if self.benchmark is not None:
             bench = self._simulate(data, self._benchmark_signals(data))

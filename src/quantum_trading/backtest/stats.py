@@ -51,6 +51,8 @@ STATS_KEYS: tuple[str, ...] = (
     "Impact [$]",
     "Liquidation Fees [$]",
     "# Liquidations",
+    "# Risk Resized",
+    "# Risk Rejected",
     "Probabilistic Sharpe Ratio",
 )
 """Keys of the stats Series, in order. Meaning and formulas:
@@ -71,6 +73,8 @@ STATS_KEYS: tuple[str, ...] = (
 * ``Turnover [x]``: traded notional of every fill ÷ average equity;
 * ``Fees [$]`` … ``Liquidation Fees [$]``: totals of each cost (funding: paid, negative =
   received); ``# Liquidations``: liquidation fills;
+* ``# Risk Resized`` / ``# Risk Rejected``: orders the risk engine made smaller / refused
+  (0 when the run had no risk engine);
 * ``Probabilistic Sharpe Ratio``: probability that the true per-bar Sharpe ratio is above 0
   (Bailey & López de Prado), with the skewness and kurtosis of the per-bar returns.
 """
@@ -156,9 +160,19 @@ def compute_stats(
         "Impact [$]": totals["impact_usd"],
         "Liquidation Fees [$]": totals["liquidation_fee_usd"],
         "# Liquidations": n_liq,
+        "# Risk Resized": _risk_count(sim, "resize"),
+        "# Risk Rejected": _risk_count(sim, "reject"),
         "Probabilistic Sharpe Ratio": m.probabilistic_sharpe_ratio(returns),
     }
     return pd.Series(s, index=list(STATS_KEYS), dtype=object, name="stats")
+
+
+def _risk_count(sim: SimResult, action: str) -> int:
+    """Risk decisions of one action in a run (0 without a risk engine)."""
+    decisions = sim.risk_decisions
+    if decisions is None or decisions.empty:
+        return 0
+    return int((decisions["action"].astype(str) == action).sum())
 
 
 def format_stat(key: str, value: object) -> str:

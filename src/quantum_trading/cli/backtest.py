@@ -88,9 +88,15 @@ def backtest(
                                        "(default: user_data/reports/<strategy>-<symbol>-<time>"
                                        ".html)."),
     show_trades: int = typer.Option(10, "--trades", min=0, help="Last trades to print."),
+    risk: Path | None = typer.Option(None, "--risk", help="Risk limits YAML (keys of RiskConfig; "
+                                     "default: the built-in limits)."),
+    no_risk: bool = typer.Option(False, "--no-risk", help="Run without the risk engine."),
     user_data: Path | None = typer.Option(None, "--user-data", help="The user_data folder."),
 ) -> None:
     """Backtest a strategy on perpetual-futures bars: metrics, last trades and an HTML report.
+
+    Every order passes the risk engine (10 % of equity per position, daily −5 %, weekly −15 %,
+    drawdown −20 % by default; --risk FILE to change them, --no-risk to switch it off).
 
     Fills, costs, funding, margin and liquidation come from the one simulator; a buy-and-hold
     run through the same simulator and costs is the benchmark.
@@ -98,7 +104,7 @@ def backtest(
     from quantum_trading.backtest import Backtest, write_report
     from quantum_trading.backtest.inputs import load_bars
     from quantum_trading.data.symbols import symbol_to_filename
-    from quantum_trading.sim import AccountConfig, CostsConfig
+    from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig
     from quantum_trading.strategies import get_strategy, parse_params
 
     strat = get_strategy(strategy)
@@ -112,7 +118,7 @@ def backtest(
     account = AccountConfig(initial_cash_usd=initial_cash, leverage=leverage)
     with console.status(f"backtesting {strat.name} on {loaded.symbol}…"):
         result = Backtest(loaded.bars, strat, costs=costs, account=account,
-                          params=params).run()
+                          params=params, risk=None if no_risk else (risk or RiskConfig())).run()
     shown = ", ".join(f"{k}={v}" for k, v in result.params.items())
     console.print(f"parameters: {shown}", highlight=False, soft_wrap=True)
     console.print(metrics_table(result.stats, title=f"{strat.name} on {loaded.symbol} "

@@ -34,7 +34,7 @@ def demo(
     first = next(iter(result.results.values()))
     source = "real data" if data else f"synthetic market, seed {seed}"
     table = Table(title=f"Quantum Trading demo — {first.symbols[0]} perp, {len(first.sim.index):,} "
-                  f"bars ({source}), 10,000 USDT at 1×")
+                  f"bars ({source}), 10,000 USDT at 1×, risk engine on (≤ 10 % of equity per position)")
     table.add_column("strategy", style="cyan")
     for column in SUMMARY_COLUMNS:
         table.add_column(escape(column), justify="right")

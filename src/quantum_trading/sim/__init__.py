@@ -22,11 +22,11 @@ Contract (details in ``docs/simulator.md``):
 """
 
 from quantum_trading.sim import _cache_guard  # noqa: F401  (first: keeps kernel caches fresh)
-from quantum_trading.sim.config import AccountConfig, CostsConfig
+from quantum_trading.sim.config import AccountConfig, CostsConfig, RiskConfig
 from quantum_trading.sim.engine_nb import simulate_nb, step_nb
 from quantum_trading.sim.inputs import default_funding_mask, prepare
 from quantum_trading.sim.margin_nb import liquidation_price_nb, maintenance_margin_nb
-from quantum_trading.sim.records import COST_COLUMNS, fill_dt, order_dt, trade_dt
+from quantum_trading.sim.records import COST_COLUMNS, fill_dt, order_dt, risk_dt, trade_dt
 from quantum_trading.sim.result import SimResult, build_result
 from quantum_trading.sim.simulator import Simulator, StepInfo, run_arrays, simulate
 from quantum_trading.sim.state import BarArrays, SignalArrays, SimParams, SimState, new_state
@@ -36,6 +36,7 @@ __all__ = [
     "AccountConfig",
     "BarArrays",
     "CostsConfig",
+    "RiskConfig",
     "SignalArrays",
     "SimParams",
     "SimResult",
@@ -50,6 +51,7 @@ __all__ = [
     "new_state",
     "order_dt",
     "prepare",
+    "risk_dt",
     "run_arrays",
     "simulate",
     "simulate_nb",

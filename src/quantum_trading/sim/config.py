@@ -1,6 +1,7 @@
-"""Configuration of the simulator: costs and account (pydantic, frozen, unknown fields rejected).
+"""Configuration of the simulator: costs, account and risk limits (pydantic, frozen, unknown
+fields rejected).
 
-Both models are plain data; :func:`quantum_trading.sim.simulate` and
+The models are plain data; :func:`quantum_trading.sim.simulate` and
 :class:`quantum_trading.sim.Simulator` turn them into kernel parameters. Bad values raise
 :class:`pydantic.ValidationError` naming the field and the allowed range.
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from quantum_trading.domain import MarginMode
 
-__all__ = ["AccountConfig", "CostsConfig"]
+__all__ = ["AccountConfig", "CostsConfig", "RiskConfig"]
 
 
 class CostsConfig(BaseModel):
@@ -140,3 +141,69 @@ class AccountConfig(BaseModel):
             if not (1.0 <= float(v) <= 1000.0):
                 raise ValueError(f"leverage must be in [1, 1000], got {v}")
         return value
+
+
+class RiskConfig(BaseModel):
+    """Risk limits every market order passes (backtest, paper and live alike).
+
+    Given to :func:`quantum_trading.sim.simulate` / :class:`quantum_trading.sim.Simulator`
+    (``risk=``), the simulator's kernel checks each market order at the open it fills at; the
+    same kernels back :class:`quantum_trading.risk.engine.RiskEngine`. Loss limits compare the
+    equity observed at each open and close with the UTC day's / week's (Monday 00:00 UTC)
+    starting equity and with the peak. Stop-losses, take-profits, time stops and liquidations
+    are never blocked; orders that reduce ``|position|`` are always allowed. It lives in
+    ``sim/`` (the simulator may not import ``risk/``); ``quantum_trading.risk.config``
+    re-exports it with a loader (:func:`~quantum_trading.risk.config.load_risk_config`).
+
+    >>> RiskConfig(daily_loss_limit_pct=3.0).max_position_frac
+    0.1
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_position_frac: float = Field(
+        0.10, gt=0.0, le=1000.0,
+        description="Largest position one order may leave in one asset, as |notional| / equity "
+        "(fraction: 0.10 = 10 % of equity), scaled by the risk multiplier. Larger orders are "
+        "resized down (lot-rounded).",
+    )
+    max_leverage: float = Field(
+        10.0, ge=1.0, le=1000.0,
+        description="Highest account leverage setting (×, AccountConfig.leverage) at which "
+        "orders that add exposure are accepted; above it they are rejected.",
+    )
+    max_gross_exposure: float | None = Field(
+        3.0, gt=0.0, le=1000.0,
+        description="Cap on Σ|notional| / equity over all assets after the order (× equity), "
+        "scaled by the risk multiplier; None = no cap.",
+    )
+    max_net_exposure: float | None = Field(
+        3.0, gt=0.0, le=1000.0,
+        description="Cap on |Σ signed notional| / equity after the order (× equity), scaled "
+        "by the risk multiplier; None = no cap.",
+    )
+    max_trades_per_day: int | None = Field(
+        100, ge=1, le=1_000_000,
+        description="Orders that add risk approved per UTC day (count); further ones are "
+        "rejected until the next day. None = no cap.",
+    )
+    daily_loss_limit_pct: float | None = Field(
+        5.0, gt=0.0, le=100.0,
+        description="Loss from the UTC day's starting equity (%) that locks the account to "
+        "reduce-only ('reducing') until the next UTC day. None = no limit.",
+    )
+    weekly_loss_limit_pct: float | None = Field(
+        15.0, gt=0.0, le=100.0,
+        description="Loss from the week's starting equity (%, weeks start Monday 00:00 UTC) "
+        "that pauses new risk ('reducing') until next week. None = no limit.",
+    )
+    max_drawdown_pct: float | None = Field(
+        20.0, gt=0.0, le=100.0,
+        description="Drawdown from the peak equity (%) that flattens every position and halts "
+        "trading until a person resets it. None = no limit.",
+    )
+    risk_multiplier: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="Starting behavioural risk multiplier in [0, 1] (fraction) scaling the "
+        "position and exposure caps; changed later by set_risk_multiplier().",
+    )

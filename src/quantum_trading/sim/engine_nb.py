@@ -27,6 +27,12 @@ Order of events in bar ``t`` (the contract of ``docs/simulator.md``):
    move with this bar's high (longs) / low (shorts).
 5. **Decision**: ``target[t]`` becomes a pending order for ``t + 1``.
 
+With risk limits (``params.risk.enabled``, :mod:`~quantum_trading.sim.risk_nb`): after funding
+in 1, the equity at the open is observed (day/week roll, peak, loss locks; a drawdown halt
+flattens at this open) and every market order in 2 is checked before it fills; after the
+decision in 5, the equity at the close is observed (a drawdown halt replaces the pending
+orders with reduce-only closes for the next open) and the per-bar risk outputs are written.
+
 Compilation: the kernels of the hot path are ``@njit(cache=True, _nrt=False)``. They never
 allocate, and without numba's reference counting the state NamedTuples (dozens of arrays) pass
 through calls for free; with it every call costs two atomic operations per array.
@@ -97,6 +103,12 @@ from quantum_trading.sim.records import (
     W_PO,
     W_STOP,
     W_STYPE,
+)
+from quantum_trading.sim.risk_nb import (
+    RI_N_DECISIONS,
+    risk_after_fill_nb,
+    risk_close_nb,
+    risk_open_nb,
 )
 
 __all__ = ["simulate_nb", "step_nb"]
@@ -412,6 +424,7 @@ def step_nb(state, t: int, bars, signals, params) -> None:
     acct = state.acct
     n = pos.shape[0]
     isolated = params.margin_mode == MODE_ISOLATED
+    risk_on = params.risk.enabled != 0
     if state.counters[C_BANKRUPT] == 0:
         # 1) funding on the positions held into the bar
         for i in range(n):
@@ -435,9 +448,13 @@ def step_nb(state, t: int, bars, signals, params) -> None:
         if equity <= 0.0:
             _bankruptcy_close_nb(state, params, bars, t, False)
         else:
-            # 2) market orders decided at t-1
+            # 2) market orders decided at t-1 (risk: observe the open, check every order)
+            if risk_on and risk_open_nb(state, params, bars, t, equity):
+                pending = True
             if pending:
                 fill_pending_nb(state, params, bars, t, equity)
+            if risk_on:
+                risk_after_fill_nb(state)
             # 3) resting orders and liquidation
             if _resting_due_nb(pos, state.work, bars.open, bars.high, bars.low, t, acct[A_CASH],
                                params.tiers, params.n_tiers, isolated):
@@ -486,6 +503,9 @@ def step_nb(state, t: int, bars, signals, params) -> None:
         # 5) the decision at this close
         if wants_order_nb(signals.target, state.last_target, params.rebalance, t):
             read_targets_nb(posi, state.pend, state.last_target, params, signals, t)
+    # 6) risk: observe the close (a drawdown halt flattens at the next open), per-bar outputs
+    if risk_on:
+        risk_close_nb(state, params, bars, t, equity)
     state.counters[C_NEXT_BAR] = t + 1
 
 
@@ -517,6 +537,9 @@ def simulate_nb(state, bars, signals, params, t_start: int, t_end: int) -> int:
             or state.orders.shape[0] - state.counters[C_ORDERS] < n
             or state.trades.shape[0] - state.counters[C_TRADES] < 2 * n
             or state.out_cash.shape[0] <= t
+            or (params.risk.enabled != 0
+                and (state.risk.decisions.shape[0] - state.risk.ints[RI_N_DECISIONS] < 3 * n
+                     or state.risk.out.shape[0] <= t))
         ):
             return t
         step_nb(state, t, bars, signals, params)

@@ -11,6 +11,15 @@ by the leverage, then rounded toward zero to the lot size. The order is ``u − 
 min_notional`` (reduce-only orders are exempt) and available margin: reductions fill
 first, then all exposure-adding orders are scaled down together so that the initial margin
 ``Σ |size|·open / leverage`` stays within equity.
+
+Risk checks (only when ``params.risk`` is enabled; :mod:`~quantum_trading.sim.risk_nb`): every
+market order that would be sent (not a no-change, not skipped by the ``every_bar`` deadband or
+the minimum notional) passes :func:`~quantum_trading.sim.risk_nb.risk_check_nb` — orders that
+reduce exposure first (always approved), then those that add exposure, in asset order, each
+seeing the positions the orders before it leave. A rejected order makes no order record
+(its risk decision is recorded); a resized one fills the approved size (the order record keeps
+the requested size), then the minimum-notional and margin caps apply as usual. Time stops are
+not checked.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from numba import njit
 
 from quantum_trading.sim.accounting_nb import apply_fill_nb, write_order_nb
 from quantum_trading.sim.costs_nb import flex_nb, impact_frac_nb
+from quantum_trading.sim.lots_nb import round_lot_nb, trunc_lot_nb
 from quantum_trading.sim.records import (
     A_CASH,
     CAP_LEVERAGE,
@@ -53,10 +63,12 @@ from quantum_trading.sim.records import (
     ST_NO_CHANGE,
     W_CLASS,
     W_FLAGS,
+    W_Q,
     W_REQ,
     W_TYPE,
     W_UNITS,
 )
+from quantum_trading.sim.risk_nb import risk_check_nb
 
 __all__ = [
     "execute_market_nb",
@@ -69,29 +81,6 @@ __all__ = [
 
 _MARGIN_TOL = 1e-9  # relative tolerance of the available-margin check
 _DUST = 1e-9  # orders smaller than this fraction of the position are no change
-
-
-@njit(cache=True, _nrt=False)
-def trunc_lot_nb(units: float, lot: float) -> float:
-    """Round ``units`` toward zero to a multiple of ``lot`` (``lot`` 0 = no rounding).
-
-    >>> trunc_lot_nb(-0.0567, 0.001), trunc_lot_nb(2.9999999999, 1.0)
-    (-0.056, 3.0)
-    """
-    if lot <= 0.0:
-        return units
-    n = math.floor(abs(units) / lot + 1e-9)
-    if n <= 0.0:
-        return 0.0
-    return n * lot if units > 0.0 else -n * lot
-
-
-@njit(cache=True, _nrt=False)
-def round_lot_nb(units: float, lot: float) -> float:
-    """Round ``units`` to the nearest multiple of ``lot`` (removes float dust)."""
-    if lot <= 0.0:
-        return units
-    return round(units / lot) * lot
 
 
 @njit(cache=True, _nrt=False)
@@ -145,6 +134,40 @@ def _desired_units_nb(state, params, bars, t: int, i: int, f: float, equity: flo
 
 
 @njit(cache=True, _nrt=False)
+def _risk_check_adds_nb(state, params, bars, t: int, equity: float) -> int:
+    """Risk-check the orders that add exposure (``W_CLASS == 2``) in asset order; apply
+    rejections and resizes to the work rows. Returns how many still add exposure."""
+    pos = state.pos
+    work = state.work
+    n_inc = 0
+    for i in range(pos.shape[0]):
+        if work[i, W_CLASS] != 2.0:
+            continue
+        q = work[i, W_REQ]
+        qa = risk_check_nb(state, params, t, i, q, equity)
+        if qa == q:
+            n_inc += 1
+            continue
+        if qa == 0.0:
+            work[i, W_CLASS] = 0.0  # rejected: no order is sent (the decision is recorded)
+            continue
+        cur = pos[i, P_SIZE]
+        ua = 0.0 if qa == -cur else cur + qa
+        work[i, W_UNITS] = ua
+        work[i, W_Q] = qa
+        if _is_reduce_nb(ua, cur):
+            work[i, W_CLASS] = 1.0  # a flip cut down to a close
+        elif abs(qa) * flex_nb(bars.open, t, i) < params.min_notional[i]:
+            work[i, W_CLASS] = 0.0
+            write_order_nb(state, t, state.posi[i, Q_DECISION_BAR], i, int(work[i, W_TYPE]),
+                           ST_MIN_NOTIONAL, int(work[i, W_FLAGS]), state.pend[i, D_TARGET],
+                           equity, q, 0.0, np.nan)
+        else:
+            n_inc += 1
+    return n_inc
+
+
+@njit(cache=True, _nrt=False)
 def fill_pending_nb(state, params, bars, t: int, equity: float) -> None:
     """Fill the orders decided at bar ``t − 1``'s close at bar ``t``'s open.
 
@@ -156,6 +179,7 @@ def fill_pending_nb(state, params, bars, t: int, equity: float) -> None:
     work = state.work
     n = pos.shape[0]
     n_inc = 0
+    risk_on = params.risk.enabled != 0
     for i in range(n):
         work[i, W_CLASS] = 0.0
         ptype = posi[i, Q_PENDING]
@@ -186,12 +210,18 @@ def fill_pending_nb(state, params, bars, t: int, equity: float) -> None:
             write_order_nb(state, t, dec, i, ptype, ST_NO_CHANGE, flags, f, equity, 0.0, 0.0, np.nan)
             continue
         reduce = _is_reduce_nb(u, cur)
+        q_exec = delta
+        if reduce and risk_on and ptype == OT_MARKET:
+            q_exec = risk_check_nb(state, params, t, i, delta, equity)  # approved: reduces risk
+            if q_exec == 0.0:
+                continue
         if not reduce and abs(delta) * p < params.min_notional[i]:
             write_order_nb(state, t, dec, i, ptype, ST_MIN_NOTIONAL, flags, f, equity, delta, 0.0,
                            np.nan)
             continue
         work[i, W_UNITS] = u
         work[i, W_REQ] = delta
+        work[i, W_Q] = q_exec
         work[i, W_FLAGS] = flags
         work[i, W_TYPE] = ptype
         if reduce:
@@ -199,15 +229,18 @@ def fill_pending_nb(state, params, bars, t: int, equity: float) -> None:
         else:
             work[i, W_CLASS] = 2.0
             n_inc += 1
+    if risk_on and n_inc > 0:
+        n_inc = _risk_check_adds_nb(state, params, bars, t, equity)
     # 1) orders that reduce exposure
     for i in range(n):
         if work[i, W_CLASS] != 1.0:
             continue
-        q = work[i, W_REQ]
+        q = work[i, W_Q]
         price = execute_market_nb(state, params, bars, t, i, q, flex_nb(bars.open, t, i),
                                   int(work[i, W_TYPE]))
         write_order_nb(state, t, posi[i, Q_DECISION_BAR], i, int(work[i, W_TYPE]), ST_FILLED,
-                       int(work[i, W_FLAGS]), state.pend[i, D_TARGET], equity, q, q, price)
+                       int(work[i, W_FLAGS]), state.pend[i, D_TARGET], equity, work[i, W_REQ], q,
+                       price)
     if n_inc == 0:
         return
     # 2) orders that add exposure, scaled together to the available margin
@@ -242,7 +275,7 @@ def fill_pending_nb(state, params, bars, t: int, equity: float) -> None:
         ptype = int(work[i, W_TYPE])
         dec = posi[i, Q_DECISION_BAR]
         f = state.pend[i, D_TARGET]
-        q = work[i, W_REQ]
+        q = work[i, W_Q]
         if capped:
             lot = params.lot_size[i]
             kept = abs(s) if (s != 0.0 and (s > 0.0) == (u > 0.0)) else 0.0

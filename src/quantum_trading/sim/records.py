@@ -19,6 +19,7 @@ __all__ = [
     "COST_COLUMNS",
     "fill_dt",
     "order_dt",
+    "risk_dt",
     "trade_dt",
 ]
 
@@ -86,6 +87,24 @@ trade_dt = np.dtype(
     align=True,
 )
 """One position lifecycle, flat to flat."""
+
+risk_dt = np.dtype(
+    [
+        ("bar", np.int64),  # bar of the decision (its open, or its close when at_close = 1)
+        ("asset", np.int64),
+        ("at_close", np.int64),  # 0: at the bar's open (order checks), 1: at its close
+        ("action", np.int64),  # RD_APPROVE / RD_RESIZE / RD_REJECT (sim/risk_nb.py)
+        ("reason", np.int64),  # RR_* reason code (sim/risk_nb.py)
+        ("trading_state", np.int64),  # TS_* trading state when decided
+        ("requested_size", np.float64),  # signed order units asked
+        ("approved_size", np.float64),  # signed order units allowed (0 = rejected)
+        ("position_before", np.float64),  # signed position when decided
+        ("price", np.float64),  # price the notional was valued at (open, or close)
+        ("equity_usd", np.float64),  # equity the limits were measured against
+    ],
+    align=True,
+)
+"""One risk decision: a market order checked at an open, or a drawdown flatten order."""
 
 # --- codes as plain ints (numba reads module globals as constants) ------------------------
 OT_NONE = -1
@@ -199,4 +218,5 @@ W_LAM = 6  # path parameter at which the stop is hit (inf = not this bar)
 W_STOP = 7  # the stop level hit
 W_STYPE = 8  # OT_STOP_LOSS or OT_TRAILING
 W_TYPE = 9  # pending order type being processed
-N_WORK = 10
+W_Q = 10  # signed order size to execute (W_REQ unless the risk checks resized it)
+N_WORK = 11

@@ -37,7 +37,19 @@ from quantum_trading.sim.records import (
     C_ORDERS,
     C_TRADES,
     COST_COLUMNS,
+    risk_dt,
     trade_dt,
+)
+from quantum_trading.sim.risk_nb import (
+    ACTION_NAMES,
+    REASON_NAMES,
+    REASON_TEXTS,
+    RI_ENABLED,
+    RI_N_DECISIONS,
+    RISK_OUT_COLUMNS,
+    RO_REASON,
+    RO_STATE,
+    TRADING_STATE_NAMES,
 )
 from quantum_trading.sim.state import SimState
 
@@ -46,6 +58,10 @@ __all__ = ["SimResult", "build_result"]
 _OT_NAMES = np.array([m.name.lower() for m in OrderType], dtype=object)
 _EXIT_NAMES = np.array([m.name.lower() for m in ExitReason], dtype=object)
 _STATUS_NAMES = np.array([m.name.lower() for m in OrderStatus], dtype=object)
+_ACTION_NAMES = np.array(ACTION_NAMES, dtype=object)
+_REASON_NAMES = np.array(REASON_NAMES, dtype=object)
+_REASON_TEXTS = np.array(REASON_TEXTS, dtype=object)
+_STATE_NAMES = np.array(TRADING_STATE_NAMES, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,15 @@ class SimResult:
     one row per record (``time`` = bar open time of the event; trades still open at the end
     have ``exit_reason == "open"`` and are valued at the last close). ``records`` holds the
     raw structured arrays (dtypes in :mod:`quantum_trading.sim.records`).
+
+    With risk limits: ``risk_decisions`` has one row per decision (``time`` = open time of the
+    bar; ``at`` = ``"open"`` for an order checked at that open, ``"close"`` for a drawdown
+    flatten decided at that bar's close; ``action`` approve / resize / reject; ``reason``
+    and ``reason_text``; ``trading_state`` when decided; signed ``requested_size`` and
+    ``approved_size``); ``risk_state`` has one row per bar, as of its close
+    (``trading_state`` active / reducing / halted, ``lock_reason``, ``equity_open_usd``,
+    day / week start and peak equity, ``trades_today``, ``risk_multiplier``). Without risk
+    limits ``risk_decisions`` is empty and ``risk_state`` is None.
     """
 
     symbols: tuple[str, ...]
@@ -74,6 +99,14 @@ class SimResult:
     bankrupt_time: pd.Timestamp | None
     notes: tuple[str, ...] = ()
     records: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    risk_decisions: pd.DataFrame = field(default_factory=lambda: _empty_risk_frame(), repr=False)
+    risk_state: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def trading_state(self) -> pd.Series | None:
+        """Risk trading state at each bar's close (``"active"``, ``"reducing"``,
+        ``"halted"``); None without risk limits."""
+        return None if self.risk_state is None else self.risk_state["trading_state"]
 
     @property
     def final_equity_usd(self) -> float:
@@ -131,6 +164,32 @@ def _records_frame(rec: np.ndarray, index: pd.Index, symbols: np.ndarray,
     return pd.DataFrame(data)
 
 
+def _risk_frame(rec: np.ndarray, index: pd.Index, symbols: np.ndarray) -> pd.DataFrame:
+    df = _records_frame(rec, index, symbols, {"bar": "time"})
+    df.insert(2, "at", np.where(rec["at_close"] == 1, "close", "open").astype(object))
+    df["action"] = _ACTION_NAMES[rec["action"]]
+    df["reason"] = _REASON_NAMES[rec["reason"]]
+    df["trading_state"] = _STATE_NAMES[rec["trading_state"]]
+    df["reason_text"] = _REASON_TEXTS[rec["reason"]]
+    return df.drop(columns=["at_close"])
+
+
+def _empty_risk_frame() -> pd.DataFrame:
+    return _risk_frame(np.zeros(0, dtype=risk_dt), pd.RangeIndex(0),
+                       np.array([], dtype=object))
+
+
+def _risk_state_frame(out: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """Per-bar risk outputs; the state and its reason as categoricals (cheap on 1e6 bars)."""
+    cols: dict[str, object] = {name: out[:, k] for k, name in enumerate(RISK_OUT_COLUMNS)}
+    cols["trading_state"] = pd.Categorical.from_codes(out[:, RO_STATE].astype(np.int64),
+                                                      categories=list(TRADING_STATE_NAMES))
+    cols["lock_reason"] = pd.Categorical.from_codes(out[:, RO_REASON].astype(np.int64),
+                                                    categories=list(REASON_NAMES))
+    cols["trades_today"] = out[:, RISK_OUT_COLUMNS.index("trades_today")].astype(np.int64)
+    return pd.DataFrame(cols, index=index)
+
+
 def build_result(state: SimState, *, symbols: tuple[str, ...], index: pd.Index,
                  initial_cash_usd: float, notes: tuple[str, ...] = (),
                  copy: bool = True) -> SimResult:
@@ -166,6 +225,14 @@ def build_result(state: SimState, *, symbols: tuple[str, ...], index: pd.Index,
     totals.update(initial_cash_usd=float(initial_cash_usd), final_cash_usd=float(state.acct[A_CASH]),
                   final_equity_usd=float(state.acct[A_EQUITY]), unrealized_pnl_usd=upnl)
     bankrupt_time = index[int(state.counters[C_BANKRUPT_BAR])] if state.counters[C_BANKRUPT] else None
+    records = {"fills": fills, "orders": orders, "trades": trades}
+    risk_kwargs: dict[str, object] = {}
+    rs = state.risk
+    if rs.ints[RI_ENABLED]:
+        decisions = rs.decisions[: rs.ints[RI_N_DECISIONS]].copy()
+        records["risk_decisions"] = decisions
+        risk_kwargs = {"risk_decisions": _risk_frame(decisions, index, sym),
+                       "risk_state": _risk_state_frame(rs.out[:n_bars].copy(), index)}
     return SimResult(
         symbols=symbols,
         index=index,
@@ -185,5 +252,6 @@ def build_result(state: SimState, *, symbols: tuple[str, ...], index: pd.Index,
                                columns=list(COST_COLUMNS)),
         bankrupt_time=bankrupt_time,
         notes=notes,
-        records={"fills": fills, "orders": orders, "trades": trades},
+        records=records,
+        **risk_kwargs,  # type: ignore[arg-type]
     )

@@ -7,7 +7,9 @@ identical numbers, bar for bar.
 
 Timing (see ``docs/simulator.md``): a target decided at bar t's close fills at bar t+1's
 open; stops, take-profits and liquidations are checked against each bar's high/low; funding
-is settled at the open of the bar containing the settlement time.
+is settled at the open of the bar containing the settlement time. With ``risk=RiskConfig(...)``
+every market order is checked by the risk kernels at the open it fills at (see
+:mod:`quantum_trading.sim.risk_nb`); without it nothing changes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 from quantum_trading.domain import Instrument, Position, Signals, StopSpec
 from quantum_trading.errors import ConfigError, DataError
 from quantum_trading.sim.checks_nb import bar_problem_nb
-from quantum_trading.sim.config import AccountConfig, CostsConfig
+from quantum_trading.sim.config import AccountConfig, CostsConfig, RiskConfig
 from quantum_trading.sim.costs_nb import impact_inputs_at_nb
 from quantum_trading.sim.engine_nb import simulate_nb
 from quantum_trading.sim.inputs import (
@@ -49,6 +51,13 @@ from quantum_trading.sim.records import (
     P_TRAIL_FRAC,
 )
 from quantum_trading.sim.result import SimResult, build_result
+from quantum_trading.sim.risk_nb import (
+    RA_MULT,
+    RI_ENABLED,
+    RI_STATE,
+    TRADING_STATE_NAMES,
+    reset_risk_state_nb,
+)
 from quantum_trading.sim.state import (
     BarArrays,
     SignalArrays,
@@ -58,6 +67,7 @@ from quantum_trading.sim.state import (
     has_capacity,
     new_state,
     readonly_2d,
+    risk_params,
 )
 
 __all__ = ["Simulator", "StepInfo", "run_arrays", "simulate"]
@@ -88,6 +98,7 @@ def simulate(
     account: AccountConfig = _DEFAULT_ACCOUNT,
     funding: SeriesInput | None = None,
     mark: SeriesInput | None = None,
+    risk: RiskConfig | None = None,
 ) -> SimResult:
     """Simulate a perpetual-futures account trading ``signals`` over ``bars``.
 
@@ -112,12 +123,17 @@ def simulate(
     mark:
         Mark prices at their times (Series, DataFrame with ``mark``/``mark_price``/``open``,
         or dict), used for funding; default the bar's open.
+    risk:
+        :class:`RiskConfig`: every market order passes the risk limits at the open it fills
+        at (approve / resize / reject, recorded in ``SimResult.risk_decisions``; trading state
+        per bar in ``SimResult.risk_state``). None (default): no risk checks, results exactly
+        as without this argument.
 
     Returns
     -------
     SimResult
         Equity, cash, positions, margin ratio and cumulative costs per bar; fills, orders and
-        trades; totals.
+        trades; totals; risk decisions and per-bar risk state when ``risk`` is given.
 
     >>> idx = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC")
     >>> px = pd.DataFrame({"open": [100.0, 100, 110, 120], "high": [100.0, 110, 120, 120],
@@ -130,15 +146,37 @@ def simulate(
     [Timestamp('2024-01-01 03:00:00+0000', tz='UTC'), -1, 100.0, 120.0]
     >>> res.final_equity_usd
     12000.0
+
+    With risk limits (here: no position above 50 % of equity):
+
+    >>> from quantum_trading.sim import RiskConfig
+    >>> res = simulate(px, Signals(pd.Series([1.0, None, 0.0, None], index=idx, name="X")),
+    ...                costs=CostsConfig(taker_fee_bps=0, half_spread_bps=0, slippage_bps=0,
+    ...                                  default_funding_rate=0),
+    ...                risk=RiskConfig(max_position_frac=0.5))
+    >>> res.risk_decisions[["action", "reason", "requested_size", "approved_size"]].values[0]
+    array(['resize', 'max_position', 100.0, 50.0], dtype=object)
     """
     prep = prepare(bars, signals, instruments=instruments, costs=costs, account=account,
                    funding=funding, mark=mark)
     n_bars = len(prep.index)
+    params = prep.params
+    if risk is not None:
+        _check_risk(risk)
+        index_ns = prep.index.as_unit("ns").asi8
+        params = params._replace(risk=risk_params(risk, index_ns))
     state = new_state(len(prep.symbols), account.initial_cash_usd, n_bars=n_bars,
-                      n_tiers_max=prep.params.tiers.shape[1])
-    state = run_arrays(state, prep.bars, prep.signals, prep.params, 0, n_bars)
+                      n_tiers_max=prep.params.tiers.shape[1], risk=risk is not None,
+                      risk_multiplier=risk.risk_multiplier if risk is not None else 1.0)
+    state = run_arrays(state, prep.bars, prep.signals, params, 0, n_bars)
     return build_result(state, symbols=prep.symbols, index=prep.index,
                         initial_cash_usd=account.initial_cash_usd, notes=prep.notes, copy=False)
+
+
+def _check_risk(risk: object) -> None:
+    if not isinstance(risk, RiskConfig):
+        raise ConfigError(f"risk: expected a RiskConfig (quantum_trading.risk.load_risk_config "
+                          f"reads one from a dict or YAML), got {type(risk).__name__}")
 
 
 class StepInfo(NamedTuple):
@@ -195,6 +233,7 @@ class Simulator:
         time_stop_bars: int | None = None,
         timeframe: str | pd.Timedelta | None = None,
         capacity_bars: int = 1024,
+        risk: RiskConfig | None = None,
     ) -> None:
         self.symbols: tuple[str, ...] = (symbols,) if isinstance(symbols, str) else tuple(symbols)
         if not self.symbols:
@@ -206,6 +245,11 @@ class Simulator:
         if time_stop_bars is not None and (not isinstance(time_stop_bars, int) or time_stop_bars < 1):
             raise ConfigError(f"Simulator: time_stop_bars must be an int >= 1, got {time_stop_bars!r}")
         self.params = build_params(self.symbols, insts, costs, account, time_stop_bars)
+        self.risk = risk
+        self._time_row = np.zeros(1, dtype=np.int64)  # the bar's open time, read by the kernel
+        if risk is not None:
+            _check_risk(risk)
+            self.params = self.params._replace(risk=risk_params(risk, self._time_row))
         if isinstance(timeframe, str):
             from quantum_trading.data.timeframes import timeframe_to_timedelta
 
@@ -224,7 +268,8 @@ class Simulator:
             default = np.full(n, np.nan if spec is None else float(spec.value))
             self._stop_cols[name] = (f"{name}_{col}", default)
         self.state = new_state(n, account.initial_cash_usd, n_bars=capacity_bars,
-                               n_tiers_max=self.params.tiers.shape[1])
+                               n_tiers_max=self.params.tiers.shape[1], risk=risk is not None,
+                               risk_multiplier=risk.risk_multiplier if risk is not None else 1.0)
         # writable [1, N] rows, passed to the kernel as read-only views of the same memory
         self._bar_rows = {k: np.full((1, n), np.nan) for k in BarArrays._fields}
         self._ohlc = np.full((4, n), np.nan)  # the bar's prices; the rows below are its views
@@ -260,7 +305,8 @@ class Simulator:
         target:
             Multiple of equity per asset; NaN/None = no decision.
         time:
-            The bar's open time (UTC); labels results and drives the default funding schedule.
+            The bar's open time (UTC); labels results and drives the default funding schedule
+            and, with risk limits, the UTC day / week bookkeeping (then required).
         funding_rate:
             Rate settled at this bar's open (NaN = none). None: the default schedule
             (needs ``time`` and ``timeframe``) unless ``default_funding_rate`` is 0.
@@ -281,6 +327,14 @@ class Simulator:
         problem = bar_problem_nb(self._ohlc)
         if problem:
             raise DataError(f"bar {t}: prices must be finite, > 0 and low <= open, close <= high")
+        if self.risk is not None:
+            if time is None:
+                raise ConfigError("Simulator.step: time= is required with risk limits "
+                                  "(UTC day and week bookkeeping)")
+            stamp = pd.Timestamp(time)
+            if stamp.tz is None:
+                raise DataError("Simulator.step: time must be tz-aware UTC")
+            self._time_row[0] = stamp.as_unit("ns").value
         if not has_capacity(st, t):
             self.state = st = ensure_capacity(st, bars_needed=t + 1)
         _fill(rb["mark"][0], mark, "mark")
@@ -363,6 +417,33 @@ class Simulator:
     def positions(self) -> np.ndarray:
         """Signed sizes (base units) after the last bar."""
         return self.state.pos[:, P_SIZE].copy()
+
+    @property
+    def trading_state(self) -> str | None:
+        """Risk trading state after the last bar: ``"active"``, ``"reducing"`` or
+        ``"halted"``; None without risk limits."""
+        if not self.state.risk.ints[RI_ENABLED]:
+            return None
+        return TRADING_STATE_NAMES[int(self.state.risk.ints[RI_STATE])]
+
+    def set_risk_multiplier(self, multiplier: float) -> None:
+        """Scale the risk limits' position and exposure caps by ``multiplier`` in [0, 1]
+        from the next order check on (the behavioural input)."""
+        self._need_risk("set_risk_multiplier")
+        m = float(multiplier)
+        if not 0.0 <= m <= 1.0:
+            raise ConfigError(f"risk_multiplier: must be in [0, 1], got {multiplier!r}")
+        self.state.risk.acct[RA_MULT] = m
+
+    def reset_risk(self) -> None:
+        """A person's reset: leave the halted / reducing state (peak, day and week start
+        equity restart from the last equity observed)."""
+        self._need_risk("reset_risk")
+        reset_risk_state_nb(self.state.risk)
+
+    def _need_risk(self, what: str) -> None:
+        if self.risk is None:
+            raise ConfigError(f"Simulator.{what}: no risk limits (pass risk=RiskConfig(...))")
 
     def position_list(self) -> list[Position]:
         """Positions after the last bar, with entry, margin and exit levels."""

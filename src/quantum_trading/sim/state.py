@@ -3,7 +3,9 @@
 Everything a kernel touches is here: market arrays (:class:`BarArrays`), strategy arrays
 (:class:`SignalArrays`), fixed parameters (:class:`SimParams`) and the mutable running state
 (:class:`SimState`: account scalars, positions, pending orders, record buffers, per-bar
-outputs). Arrays in :class:`BarArrays` and :class:`SignalArrays` are float64, C-contiguous,
+outputs). Risk limits ride along as nested NamedTuples (``SimParams.risk``, ``SimState.risk``;
+:mod:`quantum_trading.sim.risk_nb`), switched off unless a
+:class:`~quantum_trading.sim.config.RiskConfig` is given. Arrays in :class:`BarArrays` and :class:`SignalArrays` are float64, C-contiguous,
 2-D and *flexible*: shape ``[T, N]``, ``[1, N]``, ``[T, 1]`` or ``[1, 1]`` (a length-1 axis
 broadcasts), so a constant needs no ``[T, N]`` copy and a one-bar step passes ``[1, N]`` rows.
 
@@ -13,10 +15,11 @@ per-bar outputs (copying what is there) so that no record is ever dropped.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from quantum_trading.sim.config import RiskConfig
 from quantum_trading.sim.records import (
     A_CASH,
     A_EQUITY,
@@ -44,6 +47,15 @@ from quantum_trading.sim.records import (
     order_dt,
     trade_dt,
 )
+from quantum_trading.sim.risk_nb import (
+    NO_TRADE_LIMIT,
+    RI_ENABLED,
+    RI_N_DECISIONS,
+    RISK_OFF,
+    RiskParams,
+    RiskState,
+    new_risk_state,
+)
 
 __all__ = [
     "BarArrays",
@@ -53,6 +65,7 @@ __all__ = [
     "ensure_capacity",
     "new_state",
     "readonly_2d",
+    "risk_params",
 ]
 
 
@@ -132,6 +145,7 @@ class SimParams(NamedTuple):
     tiers: np.ndarray  # [N, K, 4], floors padded with +inf
     n_tiers: np.ndarray  # [N] int64
     time_stop_bars: np.ndarray  # [N] int64, 0 = none
+    risk: RiskParams = RISK_OFF  # risk limits (risk_nb); RISK_OFF = no checks
 
 
 class SimState(NamedTuple):
@@ -154,6 +168,7 @@ class SimState(NamedTuple):
     out_cum: np.ndarray  # [T, N_COST] cumulative PnL and costs at each close
     scratch: np.ndarray  # [N * (K + 1) + 2] float64 (liquidation breakpoints)
     work: np.ndarray  # [N, N_WORK] float64 per-step scratch
+    risk: RiskState  # risk state, decision records and per-bar risk outputs (risk_nb)
 
 
 def new_state(
@@ -165,11 +180,15 @@ def new_state(
     fills_capacity: int | None = None,
     orders_capacity: int | None = None,
     trades_capacity: int | None = None,
+    risk: bool = False,
+    risk_multiplier: float = 1.0,
 ) -> SimState:
     """A fresh state: flat, cash = ``initial_cash_usd``, room for ``n_bars`` bars.
 
     Record buffers and per-bar outputs are left uninitialised: only the first
-    ``counters[C_FILLS]`` (...) records and the stepped bars are ever read.
+    ``counters[C_FILLS]`` (...) records and the stepped bars are ever read. ``risk``: allocate
+    the risk decision records and per-bar risk outputs (needed when ``SimParams.risk`` is
+    enabled), starting with the behavioural multiplier ``risk_multiplier``.
     """
     n = int(n_assets)
     guess = 256 + n * max(16, n_bars // 64)
@@ -201,6 +220,41 @@ def new_state(
         out_cum=np.empty((max(n_bars, 1), N_COST), dtype=np.float64),
         scratch=np.zeros(n * (n_tiers_max + 1) + 2, dtype=np.float64),
         work=np.zeros((n, N_WORK), dtype=np.float64),
+        risk=new_risk_state(n, enabled=risk, n_bars=n_bars if risk else 1,
+                            capacity=guess if risk else 0, multiplier=risk_multiplier),
+    )
+
+
+def risk_params(config: RiskConfig | None, bar_open_ns: np.ndarray | None = None) -> RiskParams:
+    """Kernel risk parameters from a :class:`RiskConfig` (percent → fractions, None → inf).
+
+    ``bar_open_ns``: bar open times (int64 ns UTC, ``[T]``; or ``[1]`` for one-bar steps);
+    ``None`` for the live engine, which passes times itself. ``config=None`` → no checks.
+    """
+    if config is None:
+        return RISK_OFF
+    times = np.zeros(1, dtype=np.int64) if bar_open_ns is None else bar_open_ns
+    times = np.ascontiguousarray(times, dtype=np.int64).reshape(-1).view()
+    times.flags.writeable = False
+
+    def frac(pct: float | None) -> float:
+        return np.inf if pct is None else float(pct) / 100.0
+
+    def cap(value: float | None) -> float:
+        return np.inf if value is None else float(value)
+
+    return RiskParams(
+        enabled=1,
+        max_position_frac=float(config.max_position_frac),
+        max_leverage=float(config.max_leverage),
+        max_gross_exposure=cap(config.max_gross_exposure),
+        max_net_exposure=cap(config.max_net_exposure),
+        max_trades_per_day=(NO_TRADE_LIMIT if config.max_trades_per_day is None
+                            else int(config.max_trades_per_day)),
+        daily_loss_frac=frac(config.daily_loss_limit_pct),
+        weekly_loss_frac=frac(config.weekly_loss_limit_pct),
+        max_drawdown_frac=frac(config.max_drawdown_pct),
+        bar_open_ns=times,
     )
 
 
@@ -213,12 +267,12 @@ def _grown(arr: np.ndarray, size: int) -> np.ndarray:
 def ensure_capacity(state: SimState, *, bars_needed: int) -> SimState:
     """Return ``state`` with room for one more step at bar ``bars_needed - 1``.
 
-    A step writes at most 2 fills, 2 closed trades and 1 order per asset, and one row of
-    per-bar outputs. Buffers that are short are doubled (contents copied); the others are
+    A step writes at most 2 fills, 2 closed trades, 1 order and 3 risk decisions per asset,
+    and one row of per-bar outputs. Buffers that are short are doubled (contents copied); the others are
     shared with the input state.
     """
     n = state.pos.shape[0]
-    changes: dict[str, np.ndarray] = {}
+    changes: dict[str, Any] = {}
     for name, counter, per_step in (
         ("fills", C_FILLS, 2 * n),
         ("orders", C_ORDERS, n),
@@ -232,16 +286,30 @@ def ensure_capacity(state: SimState, *, bars_needed: int) -> SimState:
         size = max(2 * state.out_cash.shape[0], bars_needed)
         for name in ("out_cash", "out_equity", "out_positions", "out_margin_ratio", "out_cum"):
             changes[name] = _grown(getattr(state, name), size)
+    rs = state.risk
+    if rs.ints[RI_ENABLED]:
+        rchanges: dict[str, np.ndarray] = {}
+        used = int(rs.ints[RI_N_DECISIONS])
+        if rs.decisions.shape[0] - used < 3 * n:
+            rchanges["decisions"] = _grown(rs.decisions,
+                                           max(2 * rs.decisions.shape[0], used + 3 * n))
+        if rs.out.shape[0] < bars_needed:
+            rchanges["out"] = _grown(rs.out, max(2 * rs.out.shape[0], bars_needed))
+        if rchanges:
+            changes["risk"] = rs._replace(**rchanges)
     return state._replace(**changes) if changes else state
 
 
 def has_capacity(state: SimState, t: int) -> bool:
     """Whether one step at bar ``t`` fits in the buffers (the kernels check the same)."""
     n = state.pos.shape[0]
+    rs = state.risk
     return bool(
         state.fills.shape[0] - state.counters[C_FILLS] >= 2 * n
         and state.orders.shape[0] - state.counters[C_ORDERS] >= n
         and state.trades.shape[0] - state.counters[C_TRADES] >= 2 * n
         and state.out_cash.shape[0] > t
+        and (not rs.ints[RI_ENABLED]
+             or (rs.decisions.shape[0] - rs.ints[RI_N_DECISIONS] >= 3 * n and rs.out.shape[0] > t))
     )
 

@@ -1,0 +1,1027 @@
+"""Stress tests: what a set of open positions would lose, and whether it would be liquidated,
+under historical and hypothetical scenarios.
+
+A :class:`PositionsSnapshot` is the account at one moment: signed sizes (base units), entry and
+mark prices, the wallet balance (``cash_usd``) and, for isolated margin, each position's
+margin. It comes from a simulation at a bar (:meth:`PositionsSnapshot.from_sim`), from a
+positions file (:meth:`PositionsSnapshot.from_file`) or is built directly.
+
+A :class:`Scenario` is applied instantly to the snapshot, in the simulator's order of events
+(``docs/simulator.md``):
+
+1. **funding** ``n`` settlements at rate ``r`` on the position held, at the current mark:
+   ``payment = −size · mark · r`` per settlement (the simulator's ``funding_payment_nb``; longs
+   pay when ``r > 0``; isolated positions pay from their own margin);
+2. **price move**: every moved asset jumps from its mark ``P`` to ``P · (1 + move)``;
+3. **margin check** at the moved prices with the simulator's own margin rules
+   (:mod:`quantum_trading.sim.margin_nb`): maintenance margin from the instrument's tiers;
+   **cross** — the account is liquidated when wallet + unrealised PnL ≤ Σ maintenance (every
+   position goes); **isolated** — a position is liquidated when its margin + its unrealised
+   PnL ≤ its maintenance. The liquidation price is where the margin ran out on the straight
+   path from the marks to the moved prices (``liquidation_lambda_nb``; for one position it is
+   Binance's formula ``liquidation_price_nb``);
+4. **closing** (liquidity scenarios only): every position is closed by a market order at the
+   moved price with the simulator's cost formulas (``costs_nb``: half-spread, slippage and
+   square-root impact inside the fill price, taker fee on top), each cost × ``k``.
+
+:func:`run_stress` reports, per scenario, the P&L in USDT and in % of the equity before it
+(mark-to-market: liquidations not executed), the equity and margin ratio (Σ maintenance ÷
+equity, the simulator's ``SimResult.margin_ratio``) at the moved prices, which positions would
+be liquidated and at what price, and the equity if those liquidations were executed as the
+simulator executes them (at the liquidation price, liquidation fee capped at the margin left;
+a loss beyond it goes to the insurance fund, equity floored at 0).
+
+Scenario builders: :func:`price_shock`, :func:`historical_scenarios` (the worst
+non-overlapping windows of the data, :func:`worst_windows`), :func:`correlation_one_shock`
+(every asset moves ``k`` of its own σ in the same adverse direction), :func:`volatility_shock`
+(every position moves ``k`` σ against itself), :func:`funding_spike`, :func:`liquidity_drain`
+and :func:`default_scenarios` (a set of all of them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantum_trading.domain import (
+    BINANCE_BTCUSDT_PERP,
+    BINANCE_ETHUSDT_PERP,
+    Instrument,
+    MarginMode,
+)
+from quantum_trading.errors import ConfigError, DataError
+from quantum_trading.sim.config import AccountConfig, CostsConfig
+from quantum_trading.sim.costs_nb import (
+    impact_frac_nb,
+    impact_inputs_at_nb,
+    market_fill_price_nb,
+)
+from quantum_trading.sim.funding_nb import funding_payment_nb
+from quantum_trading.sim.inputs import build_params
+from quantum_trading.sim.margin_nb import liquidation_lambda_nb, maintenance_margin_nb
+from quantum_trading.sim.records import N_POS, N_WORK, P_ENTRY, P_SIZE, W_PA, W_PO
+from quantum_trading.sim.result import SimResult
+
+__all__ = [
+    "SCENARIO_KINDS",
+    "STRESS_COLUMNS",
+    "PositionsSnapshot",
+    "Scenario",
+    "correlation_one_shock",
+    "default_scenarios",
+    "funding_spike",
+    "historical_scenarios",
+    "liquidity_drain",
+    "price_shock",
+    "run_stress",
+    "stress_positions",
+    "volatility_shock",
+    "worst_windows",
+]
+
+SCENARIO_KINDS = ("price_shock", "historical", "correlation_one", "volatility", "funding",
+                  "liquidity", "custom")
+"""Values of :attr:`Scenario.kind`."""
+
+STRESS_COLUMNS = (
+    "name", "kind", "description", "start", "end", "moves", "price_pnl_usd",
+    "funding_pnl_usd", "closing_cost_usd", "pnl_usd", "pnl_pct", "equity_after_usd",
+    "maintenance_margin_usd", "margin_ratio_after", "liquidated", "liquidation_prices",
+    "equity_after_liquidation_usd",
+)
+"""Columns of :func:`run_stress`'s table, in order."""
+
+_POSITION_COLUMNS = ("size", "entry_price", "mark_price", "margin_usd", "sigma", "volume_usd")
+_PRESETS = {i.symbol: i for i in (BINANCE_BTCUSDT_PERP, BINANCE_ETHUSDT_PERP)}
+_DEFAULT_ACCOUNT = AccountConfig()
+_DEFAULT_COSTS = CostsConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# the snapshot
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class PositionsSnapshot:
+    """Open positions and the wallet at one moment: what a stress test is applied to.
+
+    Parameters
+    ----------
+    positions:
+        One row per symbol (index, or a ``symbol`` column): ``size`` (signed base units),
+        ``entry_price`` and ``mark_price`` (USDT, > 0); optional ``margin_usd`` (isolated
+        margin of the position, USDT; NaN → ``|size| · entry_price / leverage`` as the
+        simulator books an entry), ``sigma`` (per-bar std of log returns) and ``volume_usd``
+        (the last bar's notional volume) for the square-root impact of a liquidity scenario.
+    cash_usd:
+        Wallet balance (USDT): initial cash + realised PnL − fees − funding paid, as the
+        simulator's ``SimResult.cash``. Equity = cash + Σ size · (mark − entry).
+    time:
+        When the snapshot was taken (a bar's close), if known.
+    source:
+        Where it came from (a file, "simulation at …"), for messages.
+
+    >>> snap = PositionsSnapshot(pd.DataFrame({"size": [0.5], "entry_price": [30_000.0],
+    ...     "mark_price": [31_000.0]}, index=["BTC/USDT:USDT"]), cash_usd=5_000.0)
+    >>> snap.equity_usd, snap.notional_usd.tolist()
+    (5500.0, [15500.0])
+    """
+
+    positions: pd.DataFrame
+    cash_usd: float
+    time: pd.Timestamp | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = self.source or "positions"
+        frame = self.positions
+        if not isinstance(frame, pd.DataFrame):
+            raise ConfigError(f"{where}: positions must be a DataFrame, got "
+                              f"{type(frame).__name__}")
+        frame = frame.copy()
+        if "symbol" in frame.columns:
+            frame = frame.set_index("symbol")
+        frame.index = pd.Index([str(s) for s in frame.index], name="symbol")
+        missing = [c for c in ("size", "entry_price", "mark_price") if c not in frame.columns]
+        if missing:
+            raise DataError(f"missing column {', '.join(missing)} (needs symbol, size, "
+                            "entry_price, mark_price)", source=where)
+        dup = frame.index.duplicated()
+        if dup.any():
+            raise DataError(f"symbol {frame.index[dup][0]!r} appears twice", source=where,
+                            rows=np.flatnonzero(dup), column="symbol")
+        if (frame.index == "").any():
+            raise DataError("empty symbol", source=where, rows=np.flatnonzero(frame.index == ""),
+                            column="symbol")
+        for col in _POSITION_COLUMNS:
+            if col not in frame.columns:
+                frame[col] = np.nan
+            values = pd.to_numeric(frame[col], errors="coerce")
+            bad = values.isna() & frame[col].notna()
+            if bad.any():
+                raise DataError("non-numeric value", source=where, rows=np.flatnonzero(bad),
+                                column=col)
+            frame[col] = values.astype(np.float64)
+        checks = {"size": ~np.isfinite(frame["size"]),
+                  "entry_price": ~(frame["entry_price"] > 0) | ~np.isfinite(frame["entry_price"]),
+                  "mark_price": ~(frame["mark_price"] > 0) | ~np.isfinite(frame["mark_price"]),
+                  "margin_usd": frame["margin_usd"] < 0}
+        checks["entry_price"] &= frame["size"] != 0  # a flat row needs no entry price
+        for col, bad in checks.items():
+            if bad.any():
+                what = "must be a finite number" if col == "size" else "must be > 0"
+                raise DataError(f"{col} {what if col != 'margin_usd' else 'must be >= 0'}",
+                                source=where, rows=np.flatnonzero(bad), column=col)
+        frame.loc[frame["size"] == 0, "entry_price"] = frame["mark_price"]
+        cash = float(self.cash_usd) if isinstance(self.cash_usd, int | float) else math.nan
+        if not math.isfinite(cash):
+            raise ConfigError(f"{where}: cash_usd must be a finite number (USDT), got "
+                              f"{self.cash_usd!r}")
+        object.__setattr__(self, "positions", frame[list(_POSITION_COLUMNS)])
+        object.__setattr__(self, "cash_usd", cash)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Symbols of the rows (held or flat)."""
+        return tuple(self.positions.index)
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """Symbols with a non-zero size."""
+        return tuple(self.positions.index[self.positions["size"] != 0])
+
+    @property
+    def notional_usd(self) -> pd.Series:
+        """Signed notional ``size · mark`` per symbol (USDT)."""
+        return (self.positions["size"] * self.positions["mark_price"]).rename("notional_usd")
+
+    @property
+    def unrealized_pnl_usd(self) -> float:
+        """Σ size · (mark − entry) (USDT)."""
+        p = self.positions
+        return float((p["size"] * (p["mark_price"] - p["entry_price"])).sum())
+
+    @property
+    def equity_usd(self) -> float:
+        """Wallet balance + unrealised PnL (USDT)."""
+        return self.cash_usd + self.unrealized_pnl_usd
+
+    @property
+    def exposures(self) -> pd.Series:
+        """Signed notional as a multiple of equity per symbol (NaN when equity ≤ 0)."""
+        eq = self.equity_usd
+        return (self.notional_usd / eq if eq > 0 else self.notional_usd * np.nan).rename(
+            "exposure")
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, cash_usd: float | None = None) -> PositionsSnapshot:
+        """Read positions from a CSV or JSON file.
+
+        CSV: columns ``symbol, size, entry_price, mark_price`` (optional ``margin_usd``,
+        ``sigma``, ``volume_usd``). JSON: a list of such records, or an object
+        ``{"cash_usd": …, "time": …, "positions": [...]}``. ``cash_usd`` here wins over the
+        file's; one of them is needed.
+
+        Raises
+        ------
+        DataError
+            Unreadable file, missing column, a bad value (naming file, row and column).
+        ConfigError
+            No cash given.
+        """
+        p = Path(path)
+        where = str(p)
+        if not p.is_file():
+            raise DataError("no such positions file", source=where)
+        time = None
+        file_cash: Any = None
+        try:
+            if p.suffix.lower() == ".json":
+                doc = json.loads(p.read_text(encoding="utf-8"))
+                if isinstance(doc, dict):
+                    file_cash = doc.get("cash_usd", doc.get("cash"))
+                    time = doc.get("time")
+                    doc = doc.get("positions")
+                if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
+                    raise DataError("expected a list of position records (or an object with "
+                                    "'positions': [...])", source=where)
+                frame = pd.DataFrame.from_records(doc)
+            else:
+                frame = pd.read_csv(p, skipinitialspace=True)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"cannot read positions ({first})", source=where) from None
+        frame.columns = [str(c).strip().lower() for c in frame.columns]
+        if "symbol" not in frame.columns:
+            raise DataError("missing column symbol (needs symbol, size, entry_price, "
+                            "mark_price)", source=where)
+        if frame.empty:
+            raise DataError("no positions in the file", source=where)
+        cash = cash_usd if cash_usd is not None else file_cash
+        if cash is None:
+            raise ConfigError(f"{where}: no cash given: add \"cash_usd\" to the JSON file or "
+                              "pass cash_usd= (CLI: --cash)")
+        try:
+            cash = float(cash)
+        except (TypeError, ValueError):
+            raise DataError(f"cash_usd must be a number, got {cash!r}", source=where) from None
+        frame["symbol"] = frame["symbol"].astype(str).str.strip()
+        return cls(frame, cash_usd=cash, time=None if time is None else pd.Timestamp(time),
+                   source=where)
+
+    @classmethod
+    def from_sim(
+        cls,
+        result: SimResult,
+        prices: pd.DataFrame | Mapping[str, pd.DataFrame],
+        *,
+        at: int | pd.Timestamp = -1,
+        account: AccountConfig | None = None,
+        impact_window_bars: int = 20,
+    ) -> PositionsSnapshot:
+        """The simulation's positions at the close of bar ``at``.
+
+        Sizes and cash are the simulator's outputs at that close; the entry price and the
+        isolated margin of each position are rebuilt from the fills up to and including bar
+        ``at`` with the simulator's booking rules (size-weighted entry, margin ``|q|·p /
+        leverage`` per opening fill, released pro rata by reductions, funding paid from the
+        margin; with several positions held through one settlement the bar's funding is split
+        in proportion to their signed notionals at the previous close, exact when the assets
+        share one rate). Marks are the closes; ``sigma`` / ``volume_usd`` for the impact model
+        come from the bars as the simulator computes them for a fill at the next open.
+
+        Parameters
+        ----------
+        result:
+            A :class:`~quantum_trading.sim.SimResult`.
+        prices:
+            The simulated bars: ``{symbol: OHLCV frame}``, one frame (one asset) or a frame
+            of closes with one column per symbol, on the result's index.
+        at:
+            Bar position (negative from the end) or its timestamp.
+        account:
+            The account the simulation ran with (leverage for isolated margins).
+        impact_window_bars:
+            Bars of log returns for ``sigma`` (``CostsConfig.impact_window_bars``).
+
+        Raises
+        ------
+        DataError
+            The prices do not reproduce the simulator's equity at that close.
+        """
+        account = account or _DEFAULT_ACCOUNT
+        symbols = list(result.symbols)
+        index = result.index
+        t = int(index.get_loc(at)) if isinstance(at, pd.Timestamp) else int(at)
+        if t < 0:
+            t += len(index)
+        if not 0 <= t < len(index):
+            raise ConfigError(f"at: bar {at} is outside the simulation's {len(index)} bars")
+        close, volume = _closes(prices, symbols, index)
+        lev = np.array([_leverage(account, s) for s in symbols])
+        size, entry, margin = _replay(result, close, lev, t)
+        sim_size = result.positions.iloc[t].to_numpy(dtype=np.float64)
+        if not np.allclose(size, sim_size, rtol=1e-9, atol=1e-12):
+            raise DataError(f"fills do not add up to the positions at bar {t}",
+                            source="simulation")
+        cash = float(result.cash.iloc[t])
+        marks = close[t]
+        equity = cash + float(np.sum(size * (marks - entry)))
+        sim_eq = float(result.equity.iloc[t])
+        if not math.isclose(equity, sim_eq, rel_tol=1e-8, abs_tol=1e-6):
+            raise DataError(f"prices do not match the simulation: equity at bar {t} would be "
+                            f"{equity:,.6f} USDT, the simulator had {sim_eq:,.6f}",
+                            source="prices")
+        sigma = np.full(len(symbols), np.nan)
+        vol_usd = np.full(len(symbols), np.nan)
+        if volume is not None:
+            impact_inputs_at_nb(close, volume, t + 1, int(impact_window_bars), sigma, vol_usd)
+        frame = pd.DataFrame({"size": size, "entry_price": np.where(size != 0, entry, marks),
+                              "mark_price": marks, "margin_usd": margin, "sigma": sigma,
+                              "volume_usd": vol_usd}, index=symbols)
+        stamp = index[t]
+        return cls(frame, cash_usd=cash, time=stamp if isinstance(stamp, pd.Timestamp) else None,
+                   source=f"simulation at {stamp}")
+
+
+def _closes(prices: Any, symbols: list[str], index: pd.Index
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(prices, pd.DataFrame) and "close" in prices.columns and len(symbols) == 1:
+        frames: dict[str, pd.DataFrame] | None = {symbols[0]: prices}
+    elif isinstance(prices, Mapping):
+        frames = dict(prices)
+    else:
+        frames = None
+    if frames is not None:
+        missing = [s for s in symbols if s not in frames]
+        if missing:
+            raise ConfigError(f"prices: no bars for {missing}")
+        close = np.column_stack([frames[s]["close"].reindex(index).to_numpy(np.float64)
+                                 for s in symbols])
+        vol = None
+        if all("volume" in frames[s].columns for s in symbols):
+            vol = np.column_stack([frames[s]["volume"].reindex(index).to_numpy(np.float64)
+                                   for s in symbols])
+    elif isinstance(prices, pd.DataFrame):
+        missing = [s for s in symbols if s not in prices.columns]
+        if missing:
+            raise ConfigError(f"prices: no close column for {missing}")
+        close = prices[symbols].reindex(index).to_numpy(np.float64)
+        vol = None
+    else:
+        raise ConfigError(f"prices must be bars (dict symbol -> frame) or a frame of closes, "
+                          f"got {type(prices).__name__}")
+    return np.ascontiguousarray(close), None if vol is None else np.ascontiguousarray(vol)
+
+
+def _leverage(account: AccountConfig, symbol: str) -> float:
+    lev = account.leverage
+    return float(lev.get(symbol, 1.0) if isinstance(lev, dict) else lev)
+
+
+def _replay(result: SimResult, close: np.ndarray, lev: np.ndarray, t: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Size, average entry and isolated margin after bar ``t`` from the fill records (the
+    booking rules of ``sim.accounting_nb.apply_fill_nb``), funding charged to the margin."""
+    n = len(result.symbols)
+    size, entry, margin = np.zeros(n), np.zeros(n), np.zeros(n)
+    fills = result.fills
+    fills = fills[fills["bar"].to_numpy() <= t]
+    paid = result.costs["funding_usd"].to_numpy(dtype=np.float64)[: t + 1]
+    step = np.diff(paid, prepend=0.0)
+    fund_bars = np.flatnonzero(step != 0.0)
+    events = sorted([(int(b), 0, -1) for b in fund_bars]
+                    + [(int(b), 1, k) for k, b in enumerate(fills["bar"].to_numpy())])
+    assets = fills["asset"].to_numpy()
+    qs = fills["side"].to_numpy() * fills["size"].to_numpy(dtype=np.float64)
+    px = fills["price"].to_numpy(dtype=np.float64)
+    for bar, kind, k in events:
+        if kind == 0:  # funding settled at this bar's open on what was held into it
+            if bar == 0:
+                continue
+            w = size * close[bar - 1]
+            tot = w.sum()
+            if not np.any(size):
+                continue
+            if tot == 0.0 or np.count_nonzero(size) == 1:
+                w, tot = np.abs(w), np.abs(w).sum()
+            margin += -step[bar] * w / tot
+            continue
+        i, q, p = int(assets[k]), float(qs[k]), float(px[k])
+        cur, a = size[i], abs(q)
+        closed = min(a, abs(cur)) if cur != 0.0 and (cur > 0.0) != (q > 0.0) else 0.0
+        opened = a - closed
+        new = cur + q
+        if closed > 0.0:
+            if closed >= abs(cur):
+                margin[i] = 0.0
+                if opened == 0.0:
+                    new = 0.0
+            else:
+                margin[i] *= (abs(cur) - closed) / abs(cur)
+        if opened > 0.0:
+            if closed > 0.0 or cur == 0.0:
+                entry[i] = p
+                margin[i] = opened * p / lev[i]
+            else:
+                entry[i] = (abs(cur) * entry[i] + opened * p) / (abs(cur) + opened)
+                margin[i] += opened * p / lev[i]
+        size[i] = new
+        if new == 0.0:
+            entry[i] = 0.0
+    return size, entry, margin
+
+
+# --------------------------------------------------------------------------------------------
+# scenarios
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """One stress scenario, applied instantly (see the module docstring for the order).
+
+    Parameters
+    ----------
+    name, description:
+        Label and a one-line explanation.
+    kind:
+        One of :data:`SCENARIO_KINDS`.
+    moves:
+        Symbol → price move as a fraction (−0.10 = −10 %), > −1. Held symbols not listed do
+        not move; listed symbols not held are ignored.
+    funding_rate:
+        Funding rate per settlement (fraction; one number for every symbol, or symbol →
+        rate); longs pay when it is positive.
+    funding_settlements:
+        Number of settlements at that rate.
+    close_cost_multiplier:
+        If set, every position is then closed at the moved price by a market order whose
+        half-spread, slippage and impact are this many times the cost model's (fees as
+        usual). None = positions stay open.
+    impact_k:
+        Square-root impact coefficient for that close (None = the cost config's).
+    start, end:
+        The data window a historical scenario was taken from.
+
+    >>> Scenario("BTC -10 %", moves={"BTC/USDT:USDT": -0.10}).moves
+    {'BTC/USDT:USDT': -0.1}
+    """
+
+    name: str
+    kind: str = "custom"
+    description: str = ""
+    moves: Mapping[str, float] = field(default_factory=dict)
+    funding_rate: float | Mapping[str, float] = 0.0
+    funding_settlements: int = 0
+    close_cost_multiplier: float | None = None
+    impact_k: float | None = None
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+
+    def __post_init__(self) -> None:
+        def bad(what: str) -> ConfigError:
+            return ConfigError(f"Scenario {self.name!r}: {what}")
+
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError("Scenario: name must be a non-empty string")
+        if self.kind not in SCENARIO_KINDS:
+            raise bad(f"kind must be one of {', '.join(SCENARIO_KINDS)}, got {self.kind!r}")
+        moves = {str(k): float(v) for k, v in dict(self.moves).items()}
+        for sym, v in moves.items():
+            if not (math.isfinite(v) and v > -1.0):
+                raise bad(f"move of {sym} must be a finite fraction > -1, got {v!r}")
+        object.__setattr__(self, "moves", moves)
+        rates = (dict(self.funding_rate) if isinstance(self.funding_rate, Mapping)
+                 else {"": self.funding_rate})
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in rates.values()):
+            raise bad(f"funding_rate must be finite, got {self.funding_rate!r}")
+        n = self.funding_settlements
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise bad(f"funding_settlements must be an int >= 0, got {n!r}")
+        for name in ("close_cost_multiplier", "impact_k"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise bad(f"{name} must be a number >= 0 or None, got {v!r}")
+
+    def rate(self, symbol: str) -> float:
+        """Funding rate per settlement for ``symbol``."""
+        if isinstance(self.funding_rate, Mapping):
+            return float(self.funding_rate.get(symbol, 0.0))
+        return float(self.funding_rate)
+
+
+def _pct(v: float) -> str:
+    return f"{100.0 * v:+.2f} %"
+
+
+def _moves_text(moves: Mapping[str, float]) -> str:
+    return ", ".join(f"{s} {_pct(v)}" for s, v in moves.items()) or "no move"
+
+
+def price_shock(moves: Mapping[str, float], *, name: str | None = None) -> Scenario:
+    """Instant price moves per symbol (fractions: −0.10 = −10 %).
+
+    >>> price_shock({"BTC/USDT:USDT": -0.1}).name
+    'BTC/USDT:USDT -10.00 %'
+    """
+    text = _moves_text(moves)
+    return Scenario(name or text, kind="price_shock", description=f"price shock: {text}",
+                    moves=moves)
+
+
+def funding_spike(rate: float | Mapping[str, float], n_settlements: int, *,
+                  snapshot: PositionsSnapshot | None = None, name: str | None = None) -> Scenario:
+    """Funding at ``rate`` per settlement for ``n_settlements`` settlements (no price move).
+
+    With ``snapshot``, each held symbol gets ``|rate|`` with the sign that makes its position
+    pay (longs +, shorts −): the adverse spike. P&L = ``−Σ size · mark · rate · n``.
+
+    >>> funding_spike(0.003, 9).funding_rate
+    0.003
+    """
+    if snapshot is not None:
+        mag = rate if isinstance(rate, Mapping) else dict.fromkeys(snapshot.held, rate)
+        rate = {s: abs(float(mag.get(s, 0.0))) * (1.0 if snapshot.positions.at[s, "size"] > 0
+                                                  else -1.0) for s in snapshot.held}
+        label = f"adverse funding {100 * max(map(abs, rate.values()), default=0.0):.3g} %"
+    else:
+        label = ("funding " + (f"{100 * float(rate):+.3g} %" if not isinstance(rate, Mapping)
+                               else ", ".join(f"{s} {100 * v:+.3g} %" for s, v in rate.items())))
+    return Scenario(name or f"{label} × {n_settlements}", kind="funding",
+                    description=f"{label} per settlement for {n_settlements} settlements, at "
+                    "the current marks", funding_rate=rate, funding_settlements=n_settlements)
+
+
+def liquidity_drain(k: float, *, impact_k: float | None = None,
+                    name: str | None = None) -> Scenario:
+    """Close everything now with half-spread, slippage and impact × ``k`` (fees as usual).
+
+    ``impact_k`` sets the square-root impact coefficient (None: the cost config's; it needs
+    ``sigma`` and ``volume_usd`` in the snapshot).
+
+    >>> liquidity_drain(5.0).close_cost_multiplier
+    5.0
+    """
+    extra = "" if impact_k is None else f", impact k={impact_k:g}"
+    return Scenario(name or f"liquidity drain ×{k:g}", kind="liquidity",
+                    description=f"close every position at once with spread, slippage and "
+                    f"impact ×{k:g}{extra}", close_cost_multiplier=float(k), impact_k=impact_k)
+
+
+def _returns_frame(returns: pd.Series | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(returns, pd.Series):
+        returns = returns.to_frame(name=returns.name if returns.name is not None else "asset")
+    if not isinstance(returns, pd.DataFrame):
+        raise TypeError(f"returns must be a pandas Series or DataFrame, got "
+                        f"{type(returns).__name__}")
+    frame = returns.astype(np.float64).dropna(how="any")
+    if np.isinf(frame.to_numpy()).any():
+        raise DataError("returns holds infinite values")
+    return frame
+
+
+def _sigmas(returns: pd.Series | pd.DataFrame, window_bars: int | None) -> pd.Series:
+    frame = _returns_frame(returns)
+    if window_bars is not None:
+        frame = frame.tail(int(window_bars))
+    if len(frame) < 10:
+        raise ValueError(f"returns: need at least 10 rows for σ, got {len(frame)}")
+    return np.log1p(frame).std(ddof=1)
+
+
+def _sigma_scenario(snapshot: PositionsSnapshot, returns: pd.Series | pd.DataFrame, k: float,
+                    horizon_bars: int, window_bars: int | None, common: bool) -> Scenario:
+    sig = _sigmas(returns, window_bars)
+    held = [s for s in snapshot.held if s in sig.index]
+    missing = [s for s in snapshot.held if s not in sig.index]
+    mag = {s: float(k * sig[s] * math.sqrt(horizon_bars)) for s in held}
+    size = snapshot.positions["size"]
+    if common:
+        notional = snapshot.notional_usd
+        down = {s: math.expm1(-m) for s, m in mag.items()}
+        up = {s: math.expm1(m) for s, m in mag.items()}
+        pnl_down = sum(notional[s] * v for s, v in down.items())
+        pnl_up = sum(notional[s] * v for s, v in up.items())
+        moves, way = (up, "up") if pnl_up < pnl_down else (down, "down")
+        name, kind = f"correlations → 1, {k:g}σ {way}", "correlation_one"
+        text = f"every asset {way} by {k:g}σ of its own ({horizon_bars} bars)"
+    else:
+        moves = {s: math.expm1(-m if size[s] > 0 else m) for s, m in mag.items()}
+        name, kind = f"volatility ×{k:g}", "volatility"
+        text = f"every position moves {k:g}σ ({horizon_bars} bars) against itself"
+    if missing:
+        text += f"; no returns for {', '.join(missing)}: not moved"
+    return Scenario(name, kind=kind, description=f"{text}: {_moves_text(moves)}", moves=moves)
+
+
+def correlation_one_shock(snapshot: PositionsSnapshot, returns: pd.Series | pd.DataFrame, *,
+                          k: float = 3.0, horizon_bars: int = 24,
+                          window_bars: int | None = 720) -> Scenario:
+    """Correlations go to one: every asset moves by ``k`` of its own σ in the same direction,
+    the direction that hurts the snapshot more.
+
+    σ is the sample std (ddof 1) of the last ``window_bars`` log returns of each asset
+    (``returns`` are simple returns, one column per symbol); the move of asset i is
+    ``exp(±k·σ_i·sqrt(horizon_bars)) − 1``. A hedged pair loses the difference of its legs'
+    moves.
+
+    >>> r = pd.DataFrame({"A": [0.01, -0.01] * 20, "B": [0.02, -0.02] * 20})
+    >>> snap = PositionsSnapshot(pd.DataFrame({"size": [1.0, -1.0], "entry_price": [100.0, 100.0],
+    ...     "mark_price": [100.0, 100.0]}, index=["A", "B"]), cash_usd=1_000.0)
+    >>> correlation_one_shock(snap, r, k=1.0, horizon_bars=1).name
+    'correlations → 1, 1σ up'
+    """
+    return _sigma_scenario(snapshot, returns, k, horizon_bars, window_bars, common=True)
+
+
+def volatility_shock(snapshot: PositionsSnapshot, returns: pd.Series | pd.DataFrame, *,
+                     k: float = 3.0, horizon_bars: int = 24,
+                     window_bars: int | None = 720) -> Scenario:
+    """Volatility × ``k``: every position moves ``k·σ·sqrt(horizon_bars)`` (log) against
+    itself — longs down, shorts up, hedges fail (σ as in :func:`correlation_one_shock`).
+
+    >>> r = pd.Series([0.01, -0.01] * 20, name="A")
+    >>> snap = PositionsSnapshot(pd.DataFrame({"size": [1.0], "entry_price": [100.0],
+    ...     "mark_price": [100.0]}, index=["A"]), cash_usd=1_000.0)
+    >>> round(volatility_shock(snap, r, k=2.0, horizon_bars=4).moves["A"], 4)
+    -0.0398
+    """
+    return _sigma_scenario(snapshot, returns, k, horizon_bars, window_bars, common=False)
+
+
+def worst_windows(returns: pd.Series | pd.DataFrame, *, window_bars: int, n_worst: int = 5,
+                  weights: Mapping[str, float] | pd.Series | None = None) -> pd.DataFrame:
+    """The ``n_worst`` worst non-overlapping windows of ``window_bars`` consecutive returns.
+
+    A window's loss is that of fixed units held through it: ``Σ_i w_i · (Π (1 + r_i) − 1)``
+    with ``w`` the signed exposures (multiples of equity; default: equally weighted long,
+    ``1/N`` each; ``{symbol: 1.0}`` ranks by one asset). The worst window is taken first, then
+    the worst among those not overlapping it, and so on (ties: the earliest).
+
+    Parameters
+    ----------
+    returns:
+        Per-bar simple returns, one column per symbol (rows with a missing value dropped).
+    window_bars:
+        Returns per window (1 = single bars; 24 = days of 1h bars).
+    n_worst:
+        How many windows (fewer if the data holds fewer non-overlapping ones).
+    weights:
+        Signed exposure per symbol; symbols must be columns of ``returns``.
+
+    Returns
+    -------
+    pd.DataFrame
+        Worst first: ``start`` and ``end`` (labels of the first and last return in the
+        window: with bar returns, the move runs from the close before ``start`` to the close
+        of ``end``), ``portfolio_return`` and each symbol's move (fractions).
+
+    >>> r = pd.DataFrame({"A": [0.0, -0.1, -0.1, 0.05, -0.2, 0.0]})
+    >>> worst_windows(r, window_bars=2, n_worst=2)[["start", "end"]].values.tolist()
+    [[3, 4], [1, 2]]
+    """
+    frame = _returns_frame(returns)
+    w_bars = int(window_bars)
+    if w_bars < 1 or w_bars > len(frame):
+        raise ValueError(f"window_bars must be in [1, {len(frame)}], got {window_bars!r}")
+    if int(n_worst) < 1:
+        raise ValueError(f"n_worst must be >= 1, got {n_worst!r}")
+    cols = list(frame.columns)
+    if weights is None:
+        w = np.full(len(cols), 1.0 / len(cols))
+    else:
+        unknown = [s for s in dict(weights) if s not in cols]
+        if unknown:
+            raise ValueError(f"weights: no returns for {unknown} (columns: {cols})")
+        w = np.array([float(dict(weights).get(c, 0.0)) for c in cols])
+    growth = np.vstack([np.ones(len(cols)), np.cumprod(1.0 + frame.to_numpy(), axis=0)])
+    moves = growth[w_bars:] / growth[:-w_bars] - 1.0  # row j: returns j .. j + w_bars − 1
+    port = moves @ w
+    left = port.copy()
+    rows = []
+    for _ in range(int(n_worst)):
+        if np.isnan(left).all():
+            break
+        j = int(np.nanargmin(left))
+        rows.append([frame.index[j], frame.index[j + w_bars - 1], port[j], *moves[j]])
+        left[max(0, j - w_bars + 1): j + w_bars] = np.nan
+    return pd.DataFrame(rows, columns=["start", "end", "portfolio_return", *cols])
+
+
+def historical_scenarios(returns: pd.Series | pd.DataFrame, *, window_bars: int = 24,
+                         n_worst: int = 5,
+                         weights: Mapping[str, float] | pd.Series | None = None
+                         ) -> list[Scenario]:
+    """Scenarios from the worst non-overlapping windows of the data (:func:`worst_windows`):
+    each asset moves as it did in that window.
+
+    >>> idx = pd.date_range("2023-08-17", periods=6, freq="1h", tz="UTC")
+    >>> r = pd.DataFrame({"A": [0.0, -0.1, -0.1, 0.05, -0.2, 0.0]}, index=idx)
+    >>> historical_scenarios(r, window_bars=1, n_worst=1)[0].moves
+    {'A': -0.2}
+    """
+    worst = worst_windows(returns, window_bars=window_bars, n_worst=n_worst, weights=weights)
+    out = []
+    for k, row in enumerate(worst.itertuples(index=False), start=1):
+        moves = dict(zip(worst.columns[3:], row[3:], strict=True))
+        start, end = row[0], row[1]
+        fmt = "%Y-%m-%d %H:%M" if isinstance(start, pd.Timestamp) else None
+
+        def stamp(x: Any, fmt: str | None = fmt) -> str:
+            return x.strftime(fmt) if fmt else str(x)
+
+        out.append(Scenario(
+            f"worst {window_bars}-bar window #{k} ({stamp(start)[:10] if fmt else stamp(start)})",
+            kind="historical",
+            description=f"as from {stamp(start)} to {stamp(end)}"
+            f"{' UTC' if fmt else ''} ({window_bars} bars): {_moves_text(moves)}",
+            moves=moves, start=start if fmt else None, end=end if fmt else None))
+    return out
+
+
+def default_scenarios(
+    snapshot: PositionsSnapshot,
+    returns: pd.Series | pd.DataFrame | None = None,
+    *,
+    shocks_pct: Sequence[float] = (-20.0, -10.0, 10.0, 20.0),
+    k_sigma: float = 3.0,
+    horizon_bars: int = 24,
+    sigma_window_bars: int | None = 720,
+    funding_rate: float = 0.003,
+    funding_settlements: int = 9,
+    liquidity_multiplier: float = 5.0,
+    liquidity_impact_k: float | None = 0.5,
+    historical_window_bars: int = 24,
+    n_historical: int = 3,
+) -> list[Scenario]:
+    """A standard set: every held asset moved by each of ``shocks_pct`` (%); with
+    ``returns``: the ``n_historical`` worst ``historical_window_bars`` windows for these
+    positions, correlations → 1 and volatility × ``k_sigma`` over ``horizon_bars``; an adverse
+    funding spike (``funding_rate`` × ``funding_settlements``: 0.3 % × 9 = three days at a
+    high rate) and a liquidity drain (spread, slippage and impact × ``liquidity_multiplier``).
+
+    >>> snap = PositionsSnapshot(pd.DataFrame({"size": [1.0], "entry_price": [100.0],
+    ...     "mark_price": [100.0]}, index=["A"]), cash_usd=1_000.0)
+    >>> [s.kind for s in default_scenarios(snap)][-3:]
+    ['price_shock', 'funding', 'liquidity']
+    """
+    held = snapshot.held or snapshot.symbols
+    out = [price_shock(dict.fromkeys(held, p / 100.0), name=f"all {p:+g} %")
+           for p in shocks_pct]
+    if returns is not None:
+        frame = _returns_frame(returns)
+        cols = [s for s in held if s in frame.columns]
+        if cols and len(frame) >= max(historical_window_bars, 10):
+            expo = snapshot.exposures
+            weights = ({s: float(expo[s]) for s in cols}
+                       if snapshot.held and np.isfinite(expo[cols]).all() else None)
+            out += historical_scenarios(frame[cols], window_bars=historical_window_bars,
+                                        n_worst=n_historical, weights=weights)
+            out.append(correlation_one_shock(snapshot, frame[cols], k=k_sigma,
+                                             horizon_bars=horizon_bars,
+                                             window_bars=sigma_window_bars))
+            out.append(volatility_shock(snapshot, frame[cols], k=k_sigma,
+                                        horizon_bars=horizon_bars, window_bars=sigma_window_bars))
+    out.append(funding_spike(funding_rate, funding_settlements, snapshot=snapshot))
+    out.append(liquidity_drain(liquidity_multiplier, impact_k=liquidity_impact_k))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# applying scenarios
+# --------------------------------------------------------------------------------------------
+def _instruments(symbols: Sequence[str], instruments: Any) -> list[Instrument]:
+    if isinstance(instruments, Instrument):
+        if len(symbols) != 1:
+            raise ConfigError("instruments: pass a dict symbol -> Instrument for several symbols")
+        return [instruments]
+    given = dict(instruments or {})
+    return [given.get(s) or _PRESETS.get(s) or Instrument.generic(s) for s in symbols]
+
+
+@dataclass(frozen=True)
+class _Book:
+    """The snapshot as arrays plus the simulator's parameters for its symbols."""
+
+    symbols: tuple[str, ...]
+    size: np.ndarray
+    entry: np.ndarray
+    mark: np.ndarray
+    margin: np.ndarray
+    sigma: np.ndarray
+    volume_usd: np.ndarray
+    cash: float
+    params: Any
+    isolated: bool
+    impact_k: float
+
+
+def _book(snapshot: PositionsSnapshot, instruments: Any, account: AccountConfig,
+          costs: CostsConfig) -> _Book:
+    if not isinstance(snapshot, PositionsSnapshot):
+        raise ConfigError(f"snapshot must be a PositionsSnapshot, got {type(snapshot).__name__}")
+    if not isinstance(account, AccountConfig) or not isinstance(costs, CostsConfig):
+        raise ConfigError("account must be an AccountConfig and costs a CostsConfig")
+    symbols = snapshot.symbols
+    if isinstance(account.leverage, dict):  # only the snapshot's symbols matter here
+        account = account.model_copy(update={"leverage": {
+            s: v for s, v in account.leverage.items() if s in symbols}})
+    params = build_params(symbols, _instruments(symbols, instruments), costs, account, None)
+    p = snapshot.positions
+    size = p["size"].to_numpy(np.float64)
+    entry = p["entry_price"].to_numpy(np.float64)
+    margin = p["margin_usd"].to_numpy(np.float64)
+    default = np.abs(size) * entry / params.leverage
+    margin = np.where(np.isnan(margin), default, margin)
+    return _Book(symbols, size, entry, p["mark_price"].to_numpy(np.float64), margin,
+                 p["sigma"].to_numpy(np.float64), p["volume_usd"].to_numpy(np.float64),
+                 snapshot.cash_usd, params, account.margin_mode == MarginMode.ISOLATED,
+                 float(costs.impact_k))
+
+
+def _evaluate(book: _Book, sc: Scenario) -> tuple[dict[str, Any], pd.DataFrame]:
+    prm = book.params
+    n = len(book.symbols)
+    s, e, mark = book.size, book.entry, book.mark
+    held = s != 0.0
+    # 1) funding at the current marks
+    fund = np.array([funding_payment_nb(s[i], mark[i], sc.rate(sym)) * sc.funding_settlements
+                     for i, sym in enumerate(book.symbols)])
+    cash = book.cash + fund.sum()
+    margin = book.margin + fund
+    # 2) price move
+    move = np.array([sc.moves.get(sym, 0.0) for sym in book.symbols])
+    shocked = mark * (1.0 + move)
+    price_pnl = s * (shocked - mark)
+    # 3) margin at the moved prices, liquidation on the path mark → moved price
+    mm = np.array([maintenance_margin_nb(prm.tiers[i], prm.n_tiers[i], abs(s[i]) * shocked[i])
+                   for i in range(n)])
+    equity = cash + float(np.sum(s * (shocked - e)))
+    pos = np.zeros((n, N_POS))
+    pos[:, P_SIZE], pos[:, P_ENTRY] = s, e
+    work = np.zeros((n, N_WORK))
+    work[:, W_PO], work[:, W_PA] = mark, shocked
+    scratch = np.empty(n * prm.tiers.shape[1] + 1)
+    lam = np.full(n, np.inf)
+    if held.any():
+        if book.isolated:
+            for i in np.flatnonzero(held):
+                lam[i] = liquidation_lambda_nb(0.0, margin[i], pos, work, prm.tiers,
+                                               prm.n_tiers, int(i), scratch)
+        else:
+            lam[held] = liquidation_lambda_nb(0.0, cash, pos, work, prm.tiers, prm.n_tiers, -1,
+                                              scratch)
+    liq = held & (lam <= 1.0)
+    liq_px = np.where(liq, mark + np.where(liq, lam, 0.0) * (shocked - mark), np.nan)
+    # 4) closing at stressed costs (positions the liquidation left)
+    close_cost = np.zeros(n)
+    if sc.close_cost_multiplier is not None:
+        k = sc.close_cost_multiplier
+        ik = book.impact_k if sc.impact_k is None else sc.impact_k
+        for i in np.flatnonzero(held & ~liq):
+            notional = abs(s[i]) * shocked[i]
+            frac = k * (prm.half_spread[i] + prm.slippage[i] + impact_frac_nb(
+                notional, book.sigma[i], book.volume_usd[i], ik, prm.max_impact_frac))
+            fill = market_fill_price_nb(-1 if s[i] > 0 else 1, shocked[i], frac)
+            close_cost[i] = notional * frac + abs(s[i]) * fill * prm.taker_fee[i]
+    # equity if the liquidations are executed as the simulator does
+    upnl_liq = s * (liq_px - e)
+    if liq.any() and not book.isolated:
+        after = cash + float(np.sum(upnl_liq[liq]))
+        fee = min(prm.liquidation_fee_rate * float(np.sum(np.abs(s[liq]) * liq_px[liq])),
+                  max(after, 0.0))
+        eq_liq = max(after - fee, 0.0)
+    else:
+        eq_liq = cash + float(np.sum((s * (shocked - e))[~liq]))
+        for i in np.flatnonzero(liq):
+            remaining = margin[i] + upnl_liq[i]
+            fee = min(prm.liquidation_fee_rate * abs(s[i]) * liq_px[i], max(remaining, 0.0))
+            eq_liq += upnl_liq[i] - fee + max(-remaining, 0.0)
+        eq_liq -= close_cost.sum()
+        eq_liq = max(eq_liq, 0.0)
+    eq0 = book.cash + float(np.sum(s * (mark - e)))
+    pnl = float(price_pnl.sum() + fund.sum() - close_cost.sum())
+    mm_total = float(mm.sum())
+    row = {
+        "name": sc.name, "kind": sc.kind, "description": sc.description,
+        "start": sc.start, "end": sc.end,
+        "moves": {sym: float(move[i]) for i, sym in enumerate(book.symbols)
+                  if held[i] and sym in sc.moves},
+        "price_pnl_usd": float(price_pnl.sum()), "funding_pnl_usd": float(fund.sum()),
+        "closing_cost_usd": float(close_cost.sum()), "pnl_usd": pnl,
+        "pnl_pct": 100.0 * pnl / eq0 if eq0 > 0 else math.nan,
+        "equity_after_usd": equity - float(close_cost.sum()),
+        "maintenance_margin_usd": mm_total,
+        "margin_ratio_after": mm_total / equity if equity > 0 else math.inf,
+        "liquidated": [book.symbols[i] for i in np.flatnonzero(liq)],
+        "liquidation_prices": {book.symbols[i]: float(liq_px[i]) for i in np.flatnonzero(liq)},
+        "equity_after_liquidation_usd": eq_liq if liq.any() else equity - float(close_cost.sum()),
+    }
+    detail = pd.DataFrame({
+        "size": s, "entry_price": e, "mark_price": mark, "shocked_price": shocked,
+        "price_pnl_usd": price_pnl, "funding_pnl_usd": fund, "closing_cost_usd": close_cost,
+        "maintenance_margin_usd": mm, "margin_usd": np.where(held, margin, 0.0)
+        if book.isolated else np.nan, "liquidated": liq, "liquidation_price": liq_px,
+    }, index=pd.Index(book.symbols, name="symbol"))
+    return row, detail
+
+
+def run_stress(
+    snapshot: PositionsSnapshot,
+    scenarios: Scenario | Iterable[Scenario],
+    *,
+    instruments: Instrument | Mapping[str, Instrument] | None = None,
+    account: AccountConfig | None = None,
+    costs: CostsConfig | None = None,
+) -> pd.DataFrame:
+    """Apply each scenario to the snapshot (see the module docstring).
+
+    Parameters
+    ----------
+    snapshot:
+        The positions and wallet.
+    scenarios:
+        One :class:`Scenario` or several.
+    instruments:
+        Margin tiers and fees per symbol (default: the Binance presets for BTC/ETH, else
+        :meth:`Instrument.generic`).
+    account:
+        Margin mode, leverage (isolated margins not given in the snapshot) and liquidation
+        fee rate (default :class:`~quantum_trading.sim.AccountConfig`: cross, 1×).
+    costs:
+        Cost model for liquidity scenarios (default :class:`~quantum_trading.sim.CostsConfig`).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per scenario, columns :data:`STRESS_COLUMNS`: ``pnl_usd`` (= price PnL +
+        funding PnL − closing costs; mark-to-market, liquidations not executed), ``pnl_pct``
+        (% of the equity before), ``equity_after_usd``, ``maintenance_margin_usd`` and
+        ``margin_ratio_after`` (maintenance ÷ equity at the moved prices, before any close;
+        inf when equity ≤ 0), ``liquidated`` (symbols; cross: all or none),
+        ``liquidation_prices`` and ``equity_after_liquidation_usd``. ``attrs`` holds the
+        snapshot's ``equity_usd``, ``maintenance_margin_usd``, ``margin_ratio``,
+        ``margin_mode`` and ``time``.
+
+    Examples
+    --------
+    >>> from quantum_trading.domain import BINANCE_BTCUSDT_PERP as BTC
+    >>> snap = PositionsSnapshot(pd.DataFrame({"size": [1.0], "entry_price": [30_000.0],
+    ...     "mark_price": [30_000.0]}, index=[BTC.symbol]), cash_usd=3_000.0)
+    >>> table = run_stress(snap, price_shock({BTC.symbol: -0.10}),
+    ...                    account=AccountConfig(leverage=10.0, margin_mode="isolated"))
+    >>> table.loc[0, ["pnl_usd", "liquidated"]].tolist()
+    [-3000.0, ['BTC/USDT:USDT']]
+    >>> round(table.loc[0, "liquidation_prices"][BTC.symbol], 2)  # Binance's formula
+    27108.43
+    """
+    account = account or _DEFAULT_ACCOUNT
+    book = _book(snapshot, instruments, account, costs or _DEFAULT_COSTS)
+    items = [scenarios] if isinstance(scenarios, Scenario) else list(scenarios)
+    for sc in items:
+        if not isinstance(sc, Scenario):
+            raise ConfigError(f"scenarios must be Scenario objects, got {type(sc).__name__}")
+    rows = []
+    for sc in items:
+        row, _ = _evaluate(book, sc)
+        missing = [sym for sym in snapshot.held if sc.moves and sym not in sc.moves
+                   and sc.kind in ("historical", "price_shock")]
+        if missing:
+            row["description"] += f" ({', '.join(missing)} not moved)"
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=list(STRESS_COLUMNS))
+    base, _ = _evaluate(book, Scenario("now"))
+    table.attrs.update(equity_usd=snapshot.equity_usd,
+                       maintenance_margin_usd=base["maintenance_margin_usd"],
+                       margin_ratio=base["margin_ratio_after"],
+                       margin_mode=str(account.margin_mode.value), time=snapshot.time)
+    return table
+
+
+def stress_positions(
+    snapshot: PositionsSnapshot,
+    scenario: Scenario,
+    *,
+    instruments: Instrument | Mapping[str, Instrument] | None = None,
+    account: AccountConfig | None = None,
+    costs: CostsConfig | None = None,
+) -> pd.DataFrame:
+    """Per-position detail of one scenario: ``size``, ``entry_price``, ``mark_price``,
+    ``shocked_price``, ``price_pnl_usd``, ``funding_pnl_usd``, ``closing_cost_usd``,
+    ``maintenance_margin_usd``, ``margin_usd`` (isolated; NaN under cross), ``liquidated``
+    and ``liquidation_price`` (arguments as :func:`run_stress`).
+
+    >>> snap = PositionsSnapshot(pd.DataFrame({"size": [2.0], "entry_price": [100.0],
+    ...     "mark_price": [100.0]}, index=["X"]), cash_usd=1_000.0)
+    >>> stress_positions(snap, funding_spike(0.01, 3)).loc["X", "funding_pnl_usd"]
+    -6.0
+    """
+    book = _book(snapshot, instruments, account or _DEFAULT_ACCOUNT, costs or _DEFAULT_COSTS)
+    return _evaluate(book, scenario)[1]
