@@ -31,6 +31,8 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/indicators.py
+	$(BIN)/python bench/simulator.py
+	$(BIN)/python bench/risk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
