@@ -37,6 +37,7 @@ from quantum_trading.errors import ConfigError
 __all__ = [
     "BINANCE_BTCUSDT_PERP",
     "BINANCE_ETHUSDT_PERP",
+    "INSTRUMENT_PRESETS",
     "CapFlag",
     "ExitReason",
     "Fill",
@@ -50,6 +51,7 @@ __all__ = [
     "Signals",
     "StopSpec",
     "Trade",
+    "default_instrument",
 ]
 
 MarginTier = tuple[float, float, float, float]
@@ -292,6 +294,24 @@ BINANCE_ETHUSDT_PERP = Instrument(
     taker_fee_bps=4.0,
     maker_fee_bps=2.0,
 )
+
+
+INSTRUMENT_PRESETS: dict[str, Instrument] = {
+    BINANCE_BTCUSDT_PERP.symbol: BINANCE_BTCUSDT_PERP,
+    BINANCE_ETHUSDT_PERP.symbol: BINANCE_ETHUSDT_PERP,
+}
+"""Instruments used when none is given: the Binance presets by symbol."""
+
+
+def default_instrument(symbol: str) -> Instrument:
+    """The instrument assumed for ``symbol`` when none is given: the Binance preset for
+    ``BTC/USDT:USDT`` and ``ETH/USDT:USDT``, else :meth:`Instrument.generic` (one margin
+    tier, taker 4 bps / maker 2 bps, no lot size).
+
+    >>> default_instrument("BTC/USDT:USDT").min_notional_usd, default_instrument("X").lot_size
+    (100.0, 0.0)
+    """
+    return INSTRUMENT_PRESETS.get(symbol) or Instrument.generic(symbol)
 
 
 StopKind = Literal["fraction", "distance", "price"]

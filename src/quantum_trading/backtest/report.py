@@ -1,8 +1,10 @@
 """The backtest report: one self-contained HTML file (plotly's JavaScript embedded once).
 
-Sections, in order: equity vs buy & hold, drawdown, price with trade markers, monthly
-returns, returns distribution, rolling Sharpe ratio, cost breakdown, metrics and the last
-trades. The file opens offline: the first figure embeds plotly.js, the others reuse it, and
+Sections, in order: equity vs buy & hold (with markers where a risk limit resized or
+rejected an order or changed the trading state), drawdown, price with trade markers, monthly
+returns, returns distribution, rolling Sharpe ratio, VaR / ES over time, risk limit hits,
+stress test (the last three from :mod:`quantum_trading.backtest.report_risk`), cost
+breakdown, metrics and the last trades. The file opens offline: the first figure embeds plotly.js, the others reuse it, and
 nothing is loaded from the network.
 
 Long runs are thinned for plotting only (never for the metrics): lines keep the last value
@@ -14,13 +16,20 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from quantum_trading.backtest import metrics as m
+from quantum_trading.backtest.report_risk import (
+    RISK_SECTION_TITLES,
+    risk_marker_traces,
+    risk_sections,
+)
 from quantum_trading.backtest.result import BacktestResult
 from quantum_trading.backtest.stats import format_stat
+from quantum_trading.sim import AccountConfig, CostsConfig
 
 __all__ = ["SECTION_TITLES", "render_report", "rolling_window_bars", "write_report"]
 
@@ -31,6 +40,7 @@ SECTION_TITLES = (
     "Monthly returns",
     "Returns distribution",
     "Rolling Sharpe ratio",
+    *RISK_SECTION_TITLES,
     "Cost breakdown",
     "Metrics",
     "Last trades",
@@ -117,6 +127,8 @@ def _equity_figure(result: BacktestResult):
         b = _thin_last(bench)
         fig.add_trace(go.Scatter(x=b.index, y=b.values, name=result.benchmark_name or "benchmark",
                                  line={"color": "#999", "width": 1.2}))
+    for trace in risk_marker_traces(result):
+        fig.add_trace(trace)
     fig.update_layout(height=380, yaxis_title="equity [USDT]", hovermode="x unified",
                       margin={"t": 20, "b": 30}, legend={"orientation": "h"})
     return fig
@@ -282,10 +294,22 @@ def _trades_table(trades: pd.DataFrame) -> str:
     return note + "<table>" + "".join(rows) + "</table>"
 
 
-def render_report(result: BacktestResult, *, title: str | None = None) -> str:
+def render_report(
+    result: BacktestResult,
+    *,
+    title: str | None = None,
+    alpha: float = 0.99,
+    var_window_bars: int | None = None,
+    account: AccountConfig | None = None,
+    instruments: Any = None,
+    costs: CostsConfig | None = None,
+) -> str:
     """The report of ``result`` as one self-contained HTML document (a string).
 
-    The first figure embeds plotly.js, so the page opens offline.
+    The first figure embeds plotly.js, so the page opens offline. ``alpha`` and
+    ``var_window_bars`` set the VaR / ES section (default window: about 30 days of bars);
+    ``account``, ``instruments`` and ``costs`` are the run's, for the stress test
+    (:func:`~quantum_trading.backtest.report_risk.risk_sections`).
     """
     stats = result.stats
     window = rolling_window_bars(result.periods_per_year, len(result.returns))
@@ -319,9 +343,11 @@ def render_report(result: BacktestResult, *, title: str | None = None) -> str:
     days = window * 365.25 / result.periods_per_year if result.periods_per_year > 0 else 0.0
     sections.append((f"{SECTION_TITLES[5]} ({window} bars ≈ {days:.0f} days)",
                      _fig_html(_rolling_figure(result, window), False)))
-    sections.append((SECTION_TITLES[6], _fig_html(_costs_figure(result), False)))
-    sections.append((SECTION_TITLES[7], _metrics_table(result)))
-    sections.append((SECTION_TITLES[8], _trades_table(result.trades)))
+    sections += risk_sections(result, alpha=alpha, window_bars=var_window_bars,
+                              account=account, instruments=instruments, costs=costs)
+    sections.append(("Cost breakdown", _fig_html(_costs_figure(result), False)))
+    sections.append(("Metrics", _metrics_table(result)))
+    sections.append(("Last trades", _trades_table(result.trades)))
     body = "".join(f"<h2>{html.escape(name)}</h2>{content}" for name, content in sections)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
@@ -330,8 +356,11 @@ def render_report(result: BacktestResult, *, title: str | None = None) -> str:
     )
 
 
-def write_report(result: BacktestResult, path: str | Path) -> Path:
+def write_report(result: BacktestResult, path: str | Path, **options: Any) -> Path:
     """Write the HTML report of ``result`` to ``path`` (folders created); returns the path.
+
+    ``options`` go to :func:`render_report` (``title``, ``alpha``, ``var_window_bars``,
+    ``account``, ``instruments``, ``costs``).
 
     >>> from quantum_trading.backtest import Backtest
     >>> from quantum_trading.data import generate_market
@@ -344,5 +373,5 @@ def write_report(result: BacktestResult, path: str | Path) -> Path:
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(result), encoding="utf-8")
+    out.write_text(render_report(result, **options), encoding="utf-8")
     return out

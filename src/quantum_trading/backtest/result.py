@@ -11,8 +11,8 @@ import pandas as pd
 from quantum_trading.backtest import metrics as m
 from quantum_trading.backtest.stats import compute_stats
 from quantum_trading.backtest.trades import trade_log
-from quantum_trading.domain import Signals
-from quantum_trading.sim import SimResult
+from quantum_trading.domain import Instrument, Signals
+from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig, SimResult
 
 __all__ = ["BacktestResult"]
 
@@ -49,6 +49,9 @@ class BacktestResult:
     benchmark:
         The benchmark's simulation (buy and hold through the same simulator and costs), or
         None.
+    instruments, costs, account, risk:
+        The configuration the run used (None when built by hand); the report's stress test
+        and margin figures use them.
     benchmark_name:
         The benchmark strategy's name ("" when there is none).
     """
@@ -64,6 +67,10 @@ class BacktestResult:
     periods_per_year: float = field(repr=False)
     benchmark: SimResult | None = field(default=None, repr=False)
     benchmark_name: str = ""
+    instruments: dict[str, Instrument] | None = field(default=None, repr=False)
+    costs: CostsConfig | None = field(default=None, repr=False)
+    account: AccountConfig | None = field(default=None, repr=False)
+    risk: RiskConfig | None = field(default=None, repr=False)
 
     @property
     def equity(self) -> pd.Series:

@@ -20,7 +20,7 @@ from quantum_trading.backtest import metrics as m
 from quantum_trading.backtest.result import BacktestResult
 from quantum_trading.backtest.stats import compute_stats
 from quantum_trading.backtest.trades import trade_log
-from quantum_trading.domain import BINANCE_BTCUSDT_PERP, BINANCE_ETHUSDT_PERP, Instrument, Signals
+from quantum_trading.domain import INSTRUMENT_PRESETS, Instrument, Signals, default_instrument
 from quantum_trading.errors import ConfigError
 from quantum_trading.risk.config import load_risk_config
 from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig, SimResult, simulate
@@ -33,11 +33,8 @@ from quantum_trading.strategies import (
 
 __all__ = ["PRESETS", "Backtest", "default_instrument"]
 
-PRESETS: dict[str, Instrument] = {
-    BINANCE_BTCUSDT_PERP.symbol: BINANCE_BTCUSDT_PERP,
-    BINANCE_ETHUSDT_PERP.symbol: BINANCE_ETHUSDT_PERP,
-}
-"""Instruments used when none is given: the Binance presets by symbol."""
+PRESETS = INSTRUMENT_PRESETS
+"""Instruments used when none is given (see :data:`~quantum_trading.domain.INSTRUMENT_PRESETS`)."""
 
 _DEFAULT_COSTS = CostsConfig()
 _DEFAULT_ACCOUNT = AccountConfig()
@@ -46,17 +43,6 @@ _PRICES = ("open", "high", "low", "close")
 _DEFAULT_SYMBOL = "ASSET"
 
 StrategyLike = Strategy | str | Callable[..., Any]
-
-
-def default_instrument(symbol: str) -> Instrument:
-    """The instrument assumed for ``symbol`` when none is given: the Binance preset for
-    ``BTC/USDT:USDT`` and ``ETH/USDT:USDT``, else :meth:`Instrument.generic` (one margin
-    tier, taker 4 bps / maker 2 bps, no lot size).
-
-    >>> default_instrument("BTC/USDT:USDT").min_notional_usd, default_instrument("X").lot_size
-    (100.0, 0.0)
-    """
-    return PRESETS.get(symbol) or Instrument.generic(symbol)
 
 
 def _bad(name: str, why: str) -> ConfigError:
@@ -312,4 +298,8 @@ class Backtest:
             periods_per_year=float(ppy) if np.isfinite(ppy) else float("nan"),
             benchmark=bench,
             benchmark_name="" if self.benchmark is None else self.benchmark.name,
+            instruments=dict(self.instruments),
+            costs=self.costs,
+            account=self.account,
+            risk=self.risk,
         )

@@ -241,8 +241,8 @@ def validate(
         report = validate_funding(frame, source=source)
     else:
         report = validate_mark(frame, source=source)
-    console.print(f"[green]valid[/green] {source}")
-    console.print(report.summary())
+    console.print(f"[green]valid[/green] {source}", soft_wrap=True, highlight=False)
+    console.print(report.summary(), soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -274,7 +274,7 @@ def repair(
     repaired, report = repair_ohlcv(
         frame, timeframe=frame_timeframe, source=str(frame.attrs.get("source", path)), drop_invalid=drop_invalid
     )
-    console.print(report.summary())
+    console.print(report.summary(), soft_wrap=True, highlight=False)
     if path is not None:
         if output is None:
             raise typer.BadParameter("give --output for the repaired file (inputs are never overwritten)")

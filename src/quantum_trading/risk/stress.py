@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantum_trading.domain import (
-    BINANCE_BTCUSDT_PERP,
-    BINANCE_ETHUSDT_PERP,
-    Instrument,
-    MarginMode,
-)
+from quantum_trading.domain import Instrument, MarginMode, default_instrument
 from quantum_trading.errors import ConfigError, DataError
 from quantum_trading.sim.config import AccountConfig, CostsConfig
 from quantum_trading.sim.costs_nb import (
@@ -99,7 +95,6 @@ STRESS_COLUMNS = (
 """Columns of :func:`run_stress`'s table, in order."""
 
 _POSITION_COLUMNS = ("size", "entry_price", "mark_price", "margin_usd", "sigma", "volume_usd")
-_PRESETS = {i.symbol: i for i in (BINANCE_BTCUSDT_PERP, BINANCE_ETHUSDT_PERP)}
 _DEFAULT_ACCOUNT = AccountConfig()
 _DEFAULT_COSTS = CostsConfig()
 
@@ -144,46 +139,54 @@ class PositionsSnapshot:
         if not isinstance(frame, pd.DataFrame):
             raise ConfigError(f"{where}: positions must be a DataFrame, got "
                               f"{type(frame).__name__}")
-        frame = frame.copy()
-        if "symbol" in frame.columns:
-            frame = frame.set_index("symbol")
-        frame.index = pd.Index([str(s) for s in frame.index], name="symbol")
+        raw_symbols = frame["symbol"] if "symbol" in frame.columns else frame.index
+        symbols = pd.Index([str(x).strip() for x in raw_symbols], name="symbol")
         missing = [c for c in ("size", "entry_price", "mark_price") if c not in frame.columns]
         if missing:
             raise DataError(f"missing column {', '.join(missing)} (needs symbol, size, "
                             "entry_price, mark_price)", source=where)
-        dup = frame.index.duplicated()
+        dup = symbols.duplicated()
         if dup.any():
-            raise DataError(f"symbol {frame.index[dup][0]!r} appears twice", source=where,
+            raise DataError(f"symbol {symbols[dup][0]!r} appears twice", source=where,
                             rows=np.flatnonzero(dup), column="symbol")
-        if (frame.index == "").any():
-            raise DataError("empty symbol", source=where, rows=np.flatnonzero(frame.index == ""),
+        if (symbols == "").any():
+            raise DataError("empty symbol", source=where, rows=np.flatnonzero(symbols == ""),
                             column="symbol")
+        data: dict[str, np.ndarray] = {}
         for col in _POSITION_COLUMNS:
             if col not in frame.columns:
-                frame[col] = np.nan
-            values = pd.to_numeric(frame[col], errors="coerce")
-            bad = values.isna() & frame[col].notna()
+                data[col] = np.full(len(symbols), np.nan)
+                continue
+            raw = frame[col]
+            if raw.dtype.kind in "fiu":
+                data[col] = raw.to_numpy(np.float64, copy=True)
+                continue
+            values = pd.to_numeric(raw, errors="coerce")
+            bad = (values.isna() & raw.notna()).to_numpy()
             if bad.any():
                 raise DataError("non-numeric value", source=where, rows=np.flatnonzero(bad),
                                 column=col)
-            frame[col] = values.astype(np.float64)
-        checks = {"size": ~np.isfinite(frame["size"]),
-                  "entry_price": ~(frame["entry_price"] > 0) | ~np.isfinite(frame["entry_price"]),
-                  "mark_price": ~(frame["mark_price"] > 0) | ~np.isfinite(frame["mark_price"]),
-                  "margin_usd": frame["margin_usd"] < 0}
-        checks["entry_price"] &= frame["size"] != 0  # a flat row needs no entry price
-        for col, bad in checks.items():
+            data[col] = values.to_numpy(np.float64)
+        size = data["size"]
+        with np.errstate(invalid="ignore"):
+            checks = {
+                "size": (~np.isfinite(size), "must be a finite number"),
+                "entry_price": (~(data["entry_price"] > 0) & (size != 0), "must be > 0"),
+                "mark_price": (~(data["mark_price"] > 0), "must be > 0"),
+                "margin_usd": (data["margin_usd"] < 0, "must be >= 0"),
+            }
+        for col, (bad, what) in checks.items():
+            bad = bad | np.isinf(data[col])
             if bad.any():
-                what = "must be a finite number" if col == "size" else "must be > 0"
-                raise DataError(f"{col} {what if col != 'margin_usd' else 'must be >= 0'}",
-                                source=where, rows=np.flatnonzero(bad), column=col)
-        frame.loc[frame["size"] == 0, "entry_price"] = frame["mark_price"]
-        cash = float(self.cash_usd) if isinstance(self.cash_usd, int | float) else math.nan
+                raise DataError(f"{col} {what}", source=where, rows=np.flatnonzero(bad),
+                                column=col)
+        data["entry_price"] = np.where(size == 0, data["mark_price"], data["entry_price"])
+        ok = isinstance(self.cash_usd, numbers.Real) and not isinstance(self.cash_usd, bool)
+        cash = float(self.cash_usd) if ok else math.nan
         if not math.isfinite(cash):
             raise ConfigError(f"{where}: cash_usd must be a finite number (USDT), got "
                               f"{self.cash_usd!r}")
-        object.__setattr__(self, "positions", frame[list(_POSITION_COLUMNS)])
+        object.__setattr__(self, "positions", pd.DataFrame(data, index=symbols))
         object.__setattr__(self, "cash_usd", cash)
 
     @property
@@ -254,9 +257,7 @@ class PositionsSnapshot:
                 frame = pd.DataFrame.from_records(doc)
             else:
                 frame = pd.read_csv(p, skipinitialspace=True)
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            if isinstance(exc, DataError):
-                raise
+        except (ValueError, UnicodeDecodeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DataError(f"cannot read positions ({first})", source=where) from None
         frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -293,9 +294,10 @@ class PositionsSnapshot:
         isolated margin of each position are rebuilt from the fills up to and including bar
         ``at`` with the simulator's booking rules (size-weighted entry, margin ``|q|·p /
         leverage`` per opening fill, released pro rata by reductions, funding paid from the
-        margin; with several positions held through one settlement the bar's funding is split
-        in proportion to their signed notionals at the previous close, exact when the assets
-        share one rate). Marks are the closes; ``sigma`` / ``volume_usd`` for the impact model
+        margin; with several positions held through one settlement, the bar's funding is split
+        by ``size · mark · rate`` from the bars' ``mark_price`` (else ``open``) and
+        ``funding_rate`` columns — exact unless the rates were given to the simulator apart
+        from the bars and differ between assets). Marks are the closes; ``sigma`` / ``volume_usd`` for the impact model
         come from the bars as the simulator computes them for a fill at the next open.
 
         Parameters
@@ -325,9 +327,10 @@ class PositionsSnapshot:
             t += len(index)
         if not 0 <= t < len(index):
             raise ConfigError(f"at: bar {at} is outside the simulation's {len(index)} bars")
-        close, volume = _closes(prices, symbols, index)
+        cols = _columns(prices, symbols, index)
+        close = cols["close"]
         lev = np.array([_leverage(account, s) for s in symbols])
-        size, entry, margin = _replay(result, close, lev, t)
+        size, entry, margin = _replay(result, cols, lev, t)
         sim_size = result.positions.iloc[t].to_numpy(dtype=np.float64)
         if not np.allclose(size, sim_size, rtol=1e-9, atol=1e-12):
             raise DataError(f"fills do not add up to the positions at bar {t}",
@@ -342,8 +345,9 @@ class PositionsSnapshot:
                             source="prices")
         sigma = np.full(len(symbols), np.nan)
         vol_usd = np.full(len(symbols), np.nan)
-        if volume is not None:
-            impact_inputs_at_nb(close, volume, t + 1, int(impact_window_bars), sigma, vol_usd)
+        if "volume" in cols:
+            impact_inputs_at_nb(close, cols["volume"], t + 1, int(impact_window_bars), sigma,
+                                vol_usd)
         frame = pd.DataFrame({"size": size, "entry_price": np.where(size != 0, entry, marks),
                               "mark_price": marks, "margin_usd": margin, "sigma": sigma,
                               "volume_usd": vol_usd}, index=symbols)
@@ -352,34 +356,35 @@ class PositionsSnapshot:
                    source=f"simulation at {stamp}")
 
 
-def _closes(prices: Any, symbols: list[str], index: pd.Index
-            ) -> tuple[np.ndarray, np.ndarray | None]:
+def _on(series: pd.Series, index: pd.Index) -> np.ndarray:
+    same = series.index is index or series.index.equals(index)
+    return (series if same else series.reindex(index)).to_numpy(np.float64)
+
+
+def _columns(prices: Any, symbols: list[str], index: pd.Index) -> dict[str, np.ndarray]:
+    """``close`` (and, from bars, ``open``, ``volume``, ``mark_price``, ``funding_rate``)
+    as ``[T, N]`` arrays on ``index``."""
     if isinstance(prices, pd.DataFrame) and "close" in prices.columns and len(symbols) == 1:
-        frames: dict[str, pd.DataFrame] | None = {symbols[0]: prices}
-    elif isinstance(prices, Mapping):
-        frames = dict(prices)
-    else:
-        frames = None
-    if frames is not None:
-        missing = [s for s in symbols if s not in frames]
+        prices = {symbols[0]: prices}
+    if isinstance(prices, Mapping):
+        missing = [s for s in symbols if s not in prices]
         if missing:
             raise ConfigError(f"prices: no bars for {missing}")
-        close = np.column_stack([frames[s]["close"].reindex(index).to_numpy(np.float64)
-                                 for s in symbols])
-        vol = None
-        if all("volume" in frames[s].columns for s in symbols):
-            vol = np.column_stack([frames[s]["volume"].reindex(index).to_numpy(np.float64)
-                                   for s in symbols])
-    elif isinstance(prices, pd.DataFrame):
+        out = {}
+        for col in ("close", "open", "volume", "mark_price", "funding_rate"):
+            if all(col in prices[s].columns for s in symbols):
+                out[col] = np.ascontiguousarray(np.column_stack([
+                    _on(prices[s][col], index) for s in symbols]))
+        if "close" not in out:
+            raise ConfigError("prices: every frame needs a close column")
+        return out
+    if isinstance(prices, pd.DataFrame):
         missing = [s for s in symbols if s not in prices.columns]
         if missing:
             raise ConfigError(f"prices: no close column for {missing}")
-        close = prices[symbols].reindex(index).to_numpy(np.float64)
-        vol = None
-    else:
-        raise ConfigError(f"prices must be bars (dict symbol -> frame) or a frame of closes, "
-                          f"got {type(prices).__name__}")
-    return np.ascontiguousarray(close), None if vol is None else np.ascontiguousarray(vol)
+        return {"close": np.ascontiguousarray(prices[symbols].reindex(index).to_numpy(np.float64))}
+    raise ConfigError(f"prices must be bars (dict symbol -> frame) or a frame of closes, "
+                      f"got {type(prices).__name__}")
 
 
 def _leverage(account: AccountConfig, symbol: str) -> float:
@@ -387,7 +392,23 @@ def _leverage(account: AccountConfig, symbol: str) -> float:
     return float(lev.get(symbol, 1.0) if isinstance(lev, dict) else lev)
 
 
-def _replay(result: SimResult, close: np.ndarray, lev: np.ndarray, t: int
+def _funding_weights(cols: dict[str, np.ndarray], bar: int, size: np.ndarray) -> np.ndarray:
+    """Each asset's share of the funding settled at ``bar``: ``size · mark · rate`` (mark:
+    the mark price, else the open, else the previous close; rate: the bars' ``funding_rate``,
+    else one rate for all)."""
+    mark = cols["open"][bar] if "open" in cols else cols["close"][bar - 1]
+    if "mark_price" in cols:
+        m = cols["mark_price"][bar]
+        mark = np.where(m > 0, m, mark)
+    w = size * mark
+    if "funding_rate" in cols:
+        w = w * np.nan_to_num(cols["funding_rate"][bar])
+    if np.count_nonzero(size) == 1 or not np.isfinite(w).all() or w.sum() == 0.0:
+        w = np.abs(size * cols["close"][bar - 1])
+    return w / w.sum()
+
+
+def _replay(result: SimResult, cols: dict[str, np.ndarray], lev: np.ndarray, t: int
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Size, average entry and isolated margin after bar ``t`` from the fill records (the
     booking rules of ``sim.accounting_nb.apply_fill_nb``), funding charged to the margin."""
@@ -397,23 +418,15 @@ def _replay(result: SimResult, close: np.ndarray, lev: np.ndarray, t: int
     fills = fills[fills["bar"].to_numpy() <= t]
     paid = result.costs["funding_usd"].to_numpy(dtype=np.float64)[: t + 1]
     step = np.diff(paid, prepend=0.0)
-    fund_bars = np.flatnonzero(step != 0.0)
-    events = sorted([(int(b), 0, -1) for b in fund_bars]
+    events = sorted([(int(b), 0, -1) for b in np.flatnonzero(step != 0.0)]
                     + [(int(b), 1, k) for k, b in enumerate(fills["bar"].to_numpy())])
     assets = fills["asset"].to_numpy()
     qs = fills["side"].to_numpy() * fills["size"].to_numpy(dtype=np.float64)
     px = fills["price"].to_numpy(dtype=np.float64)
     for bar, kind, k in events:
         if kind == 0:  # funding settled at this bar's open on what was held into it
-            if bar == 0:
-                continue
-            w = size * close[bar - 1]
-            tot = w.sum()
-            if not np.any(size):
-                continue
-            if tot == 0.0 or np.count_nonzero(size) == 1:
-                w, tot = np.abs(w), np.abs(w).sum()
-            margin += -step[bar] * w / tot
+            if bar > 0 and np.any(size):
+                margin -= step[bar] * _funding_weights(cols, bar, size)
             continue
         i, q, p = int(assets[k]), float(qs[k]), float(px[k])
         cur, a = size[i], abs(q)
@@ -651,7 +664,7 @@ def volatility_shock(snapshot: PositionsSnapshot, returns: pd.Series | pd.DataFr
     >>> snap = PositionsSnapshot(pd.DataFrame({"size": [1.0], "entry_price": [100.0],
     ...     "mark_price": [100.0]}, index=["A"]), cash_usd=1_000.0)
     >>> round(volatility_shock(snap, r, k=2.0, horizon_bars=4).moves["A"], 4)
-    -0.0398
+    -0.0397
     """
     return _sigma_scenario(snapshot, returns, k, horizon_bars, window_bars, common=False)
 
@@ -685,7 +698,7 @@ def worst_windows(returns: pd.Series | pd.DataFrame, *, window_bars: int, n_wors
 
     >>> r = pd.DataFrame({"A": [0.0, -0.1, -0.1, 0.05, -0.2, 0.0]})
     >>> worst_windows(r, window_bars=2, n_worst=2)[["start", "end"]].values.tolist()
-    [[3, 4], [1, 2]]
+    [[4, 5], [1, 2]]
     """
     frame = _returns_frame(returns)
     w_bars = int(window_bars)
@@ -724,25 +737,22 @@ def historical_scenarios(returns: pd.Series | pd.DataFrame, *, window_bars: int 
 
     >>> idx = pd.date_range("2023-08-17", periods=6, freq="1h", tz="UTC")
     >>> r = pd.DataFrame({"A": [0.0, -0.1, -0.1, 0.05, -0.2, 0.0]}, index=idx)
-    >>> historical_scenarios(r, window_bars=1, n_worst=1)[0].moves
-    {'A': -0.2}
+    >>> sc = historical_scenarios(r, window_bars=1, n_worst=1)[0]
+    >>> sc.name, round(sc.moves["A"], 6)
+    ('worst 1-bar window #1 (2023-08-17)', -0.2)
     """
     worst = worst_windows(returns, window_bars=window_bars, n_worst=n_worst, weights=weights)
     out = []
     for k, row in enumerate(worst.itertuples(index=False), start=1):
         moves = dict(zip(worst.columns[3:], row[3:], strict=True))
         start, end = row[0], row[1]
-        fmt = "%Y-%m-%d %H:%M" if isinstance(start, pd.Timestamp) else None
-
-        def stamp(x: Any, fmt: str | None = fmt) -> str:
-            return x.strftime(fmt) if fmt else str(x)
-
-        out.append(Scenario(
-            f"worst {window_bars}-bar window #{k} ({stamp(start)[:10] if fmt else stamp(start)})",
-            kind="historical",
-            description=f"as from {stamp(start)} to {stamp(end)}"
-            f"{' UTC' if fmt else ''} ({window_bars} bars): {_moves_text(moves)}",
-            moves=moves, start=start if fmt else None, end=end if fmt else None))
+        if isinstance(start, pd.Timestamp):
+            first, span = f"{start:%Y-%m-%d}", f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+        else:
+            first, span = str(start), f"{start} to {end}"
+        out.append(Scenario(f"worst {window_bars}-bar window #{k} ({first})", kind="historical",
+                            description=f"as from {span} ({window_bars} bars): "
+                            f"{_moves_text(moves)}", moves=moves, start=start, end=end))
     return out
 
 
@@ -803,7 +813,7 @@ def _instruments(symbols: Sequence[str], instruments: Any) -> list[Instrument]:
             raise ConfigError("instruments: pass a dict symbol -> Instrument for several symbols")
         return [instruments]
     given = dict(instruments or {})
-    return [given.get(s) or _PRESETS.get(s) or Instrument.generic(s) for s in symbols]
+    return [given.get(s) or default_instrument(s) for s in symbols]
 
 
 @dataclass(frozen=True)
@@ -846,7 +856,7 @@ def _book(snapshot: PositionsSnapshot, instruments: Any, account: AccountConfig,
                  float(costs.impact_k))
 
 
-def _evaluate(book: _Book, sc: Scenario) -> tuple[dict[str, Any], pd.DataFrame]:
+def _evaluate(book: _Book, sc: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
     prm = book.params
     n = len(book.symbols)
     s, e, mark = book.size, book.entry, book.mark
@@ -924,12 +934,12 @@ def _evaluate(book: _Book, sc: Scenario) -> tuple[dict[str, Any], pd.DataFrame]:
         "liquidation_prices": {book.symbols[i]: float(liq_px[i]) for i in np.flatnonzero(liq)},
         "equity_after_liquidation_usd": eq_liq if liq.any() else equity - float(close_cost.sum()),
     }
-    detail = pd.DataFrame({
+    detail = {
         "size": s, "entry_price": e, "mark_price": mark, "shocked_price": shocked,
         "price_pnl_usd": price_pnl, "funding_pnl_usd": fund, "closing_cost_usd": close_cost,
         "maintenance_margin_usd": mm, "margin_usd": np.where(held, margin, 0.0)
         if book.isolated else np.nan, "liquidated": liq, "liquidation_price": liq_px,
-    }, index=pd.Index(book.symbols, name="symbol"))
+    }
     return row, detail
 
 
@@ -977,8 +987,8 @@ def run_stress(
     ...     "mark_price": [30_000.0]}, index=[BTC.symbol]), cash_usd=3_000.0)
     >>> table = run_stress(snap, price_shock({BTC.symbol: -0.10}),
     ...                    account=AccountConfig(leverage=10.0, margin_mode="isolated"))
-    >>> table.loc[0, ["pnl_usd", "liquidated"]].tolist()
-    [-3000.0, ['BTC/USDT:USDT']]
+    >>> float(table.loc[0, "pnl_usd"]), table.loc[0, "liquidated"]
+    (-3000.0, ['BTC/USDT:USDT'])
     >>> round(table.loc[0, "liquidation_prices"][BTC.symbol], 2)  # Binance's formula
     27108.43
     """
@@ -1001,7 +1011,7 @@ def run_stress(
     table.attrs.update(equity_usd=snapshot.equity_usd,
                        maintenance_margin_usd=base["maintenance_margin_usd"],
                        margin_ratio=base["margin_ratio_after"],
-                       margin_mode=str(account.margin_mode.value), time=snapshot.time)
+                       margin_mode=MarginMode(account.margin_mode).value, time=snapshot.time)
     return table
 
 
@@ -1020,8 +1030,9 @@ def stress_positions(
 
     >>> snap = PositionsSnapshot(pd.DataFrame({"size": [2.0], "entry_price": [100.0],
     ...     "mark_price": [100.0]}, index=["X"]), cash_usd=1_000.0)
-    >>> stress_positions(snap, funding_spike(0.01, 3)).loc["X", "funding_pnl_usd"]
+    >>> float(stress_positions(snap, funding_spike(0.01, 3)).loc["X", "funding_pnl_usd"])
     -6.0
     """
     book = _book(snapshot, instruments, account or _DEFAULT_ACCOUNT, costs or _DEFAULT_COSTS)
-    return _evaluate(book, scenario)[1]
+    return pd.DataFrame(_evaluate(book, scenario)[1],
+                        index=pd.Index(book.symbols, name="symbol"))
