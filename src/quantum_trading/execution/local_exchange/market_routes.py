@@ -3,7 +3,9 @@
 Served: ``ping``, ``time``, ``exchangeInfo``, ``klines``, ``markPriceKlines``, ``fundingRate``.
 Answers use Binance's formats (numbers as strings in klines and funding rates, timestamps in
 ms) and Binance's error bodies (``{"code": -1121, "msg": "Invalid symbol."}`` with HTTP 400).
-Data routes (klines, mark-price klines, funding rates) count towards fault injection.
+Data routes (klines, mark-price klines, funding rates) count towards fault injection. In trading
+mode (``app.state.trading`` set) they end at the replay clock: only candles closed by then and
+funding settled by then are served.
 """
 
 from __future__ import annotations
@@ -96,7 +98,17 @@ def _times(start: str | None, end: str | None) -> tuple[int | None, int | None]:
     return start_ms, end_ms
 
 
+def _replay_end(request: Request, end_ms: int | None, step_ms: int) -> int | None:
+    """``endTime`` capped at the last candle (of ``step_ms``) closed on the replay clock."""
+    trading = getattr(request.app.state, "trading", None)
+    if trading is None:
+        return end_ms
+    cap = trading.now_ms - step_ms
+    return cap if end_ms is None else min(end_ms, cap)
+
+
 def _candles(
+    request: Request,
     data: MarketData,
     kind: str,
     symbol: str | None,
@@ -118,7 +130,9 @@ def _candles(
         series = data.series(market_id, kind, interval)
     except UnavailableError as error:
         raise BinanceAPIError(-1120, f"Invalid interval. (local exchange: {error})") from None
-    return series, series.window(start_ms, end_ms, count), BINANCE_INTERVALS[interval]
+    step_ms = BINANCE_INTERVALS[interval]
+    end_ms = _replay_end(request, end_ms, step_ms)
+    return series, series.window(start_ms, end_ms, count), step_ms
 
 
 router = APIRouter(prefix="/fapi/v1", tags=["market data"])
@@ -156,7 +170,7 @@ def klines(
     not stored and are sent as 0. Open times in [startTime, endTime], at most ``limit`` (≤ 1500).
     """
     series, rows, step_ms = _candles(
-        _market_data(request), "ohlcv", symbol, interval, startTime, endTime, limit
+        request, _market_data(request), "ohlcv", symbol, interval, startTime, endTime, limit
     )
     ts, values, num = series.ts[rows], series.values[rows], binance_number
     return JSONResponse(
@@ -180,7 +194,7 @@ def mark_price_klines(
     "0", "0", "0"]``, selected as in :func:`klines`.
     """
     series, rows, step_ms = _candles(
-        _market_data(request), "mark", symbol, interval, startTime, endTime, limit
+        request, _market_data(request), "mark", symbol, interval, startTime, endTime, limit
     )
     ts, values, num = series.ts[rows], series.values[rows], binance_number
     return JSONResponse(
@@ -213,7 +227,7 @@ def funding_rate(
         series = data.series(market_id, "funding", "*")
     except UnavailableError:
         return JSONResponse([])
-    rows = series.window(start_ms, end_ms, count)
+    rows = series.window(start_ms, _replay_end(request, end_ms, 0), count)
     times = series.ts[rows].tolist()
     marks = _mark_prices(data, market_id, times)
     return JSONResponse(

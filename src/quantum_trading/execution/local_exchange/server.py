@@ -69,14 +69,19 @@ def serve_in_thread(
         target=server.run, kwargs={"sockets": [sock]}, name="local-exchange", daemon=True
     )
     thread.start()
+    trading = getattr(app.state, "trading", None)
     try:
         deadline = time.monotonic() + startup_timeout_s
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise ExchangeError(f"local exchange did not start on {host}:{bound_port}")
             time.sleep(0.01)
+        if trading is not None:
+            trading.start()  # the automatic replay clock, when configured
         yield _url(host, bound_port)
     finally:
+        if trading is not None:
+            trading.stop()
         server.should_exit = True
         thread.join(timeout=startup_timeout_s)
         sock.close()
@@ -93,13 +98,18 @@ def serve(
     """Serve ``app`` in the foreground until interrupted (Ctrl-C).
 
     ``on_listen`` is called with the base URL once the socket is bound (``port=0`` picks a free
-    port). Listening on anything other than a loopback address exposes the data to the
+    port). In trading mode the automatic replay clock runs while the server does. Listening on anything other than a loopback address exposes the data to the
     network; the default is 127.0.0.1.
     """
     sock = _bind(host, port)
+    trading = getattr(app.state, "trading", None)
     try:
         if on_listen is not None:
             on_listen(_url(host, sock.getsockname()[1]))
+        if trading is not None:
+            trading.start()  # the automatic replay clock, when configured
         uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
     finally:
+        if trading is not None:
+            trading.stop()
         sock.close()

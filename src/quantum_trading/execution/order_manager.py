@@ -1,0 +1,621 @@
+"""The order manager: every order's lifecycle as an explicit state machine.
+
+:class:`OrderManager` sits between the trader (strategies, the position monitor, execution
+algorithms) and an :class:`~quantum_trading.execution.protocol.Exchange`. It
+
+* stores each order under **our** client order id *before* sending it, so a submit is
+  idempotent and no answer can be lost without a record of the question;
+* passes every order that is not reduce-only through the
+  :class:`~quantum_trading.risk.engine.RiskEngine` (when given) and honours its resize / reject;
+* moves each order through :data:`TRANSITIONS` only — an update the table does not allow is
+  refused and logged as an error, never silently applied;
+* after a timeout (:class:`~quantum_trading.execution.errors.OrderStateUnknown`, or any
+  non-final error) re-queries the order by client order id with exponential backoff; an
+  order the exchange says it never saw is sent again under the *same* id (idempotent), at most
+  ``max_submit_attempts`` times;
+* cancels limit orders older than ``max_order_age_s`` or more than
+  ``cancel_on_price_move_pct`` away from the mid, then re-prices them at the touch, escalates
+  them to market or leaves them cancelled (``on_stale``).
+
+Time comes from an injected clock; nothing sleeps. The trader calls :meth:`OrderManager.poll`
+(or :meth:`OrderManager.on_tick` with a fresh ticker) periodically, e.g. every second:
+re-queries, fills, stale checks and follow-up orders all happen there.
+
+State machine (``from → to``; fills inside ``PARTIALLY_FILLED`` / ``PENDING_CANCEL`` update
+the order without a state change; terminal states never change):
+
+================  ===========================================================================
+NEW               UNKNOWN, OPEN, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED, EXPIRED
+UNKNOWN           OPEN, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED, EXPIRED
+OPEN              PARTIALLY_FILLED, FILLED, PENDING_CANCEL, CANCELLED, EXPIRED
+PARTIALLY_FILLED  FILLED, PENDING_CANCEL, CANCELLED, EXPIRED
+PENDING_CANCEL    FILLED, CANCELLED, EXPIRED
+================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Literal
+
+import pandas as pd
+
+from quantum_trading.domain import Instrument, Side
+from quantum_trading.errors import ConfigError
+from quantum_trading.execution.config import OrderManagerConfig
+from quantum_trading.execution.errors import (
+    AuthenticationFailed,
+    ExchangeError,
+    InvalidOrder,
+    OrderNotFound,
+)
+from quantum_trading.execution.models import (
+    ExchangeOrder,
+    LiveOrderStatus,
+    LiveOrderType,
+    OrderRequest,
+    Ticker,
+    TimeInForce,
+    new_client_order_id,
+)
+from quantum_trading.execution.order_state import (
+    LIVE_STATES,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    ChainFill,
+    ManagedOrder,
+    OrderEvent,
+    OrderState,
+    StaleOverride,
+    is_legal_transition,
+    round_to_step,
+)
+from quantum_trading.execution.protocol import Exchange
+from quantum_trading.risk.engine import RiskEngine
+from quantum_trading.risk.limits import RiskAction
+
+__all__ = [
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "ChainFill",
+    "ManagedOrder",
+    "OrderEvent",
+    "OrderManager",
+    "OrderState",
+    "StaleOverride",
+    "is_legal_transition",
+    "round_to_step",
+]
+
+log = logging.getLogger(__name__)
+
+S = OrderState
+
+
+class OrderManager:
+    """Submit, track, re-query, cancel and replace orders on one exchange.
+
+    Parameters
+    ----------
+    exchange:
+        Any :class:`~quantum_trading.execution.protocol.Exchange`.
+    clock:
+        Returns the current time as a tz-aware UTC ``pd.Timestamp`` (inject one in tests).
+    config:
+        :class:`~quantum_trading.execution.config.OrderManagerConfig` (None = defaults).
+    risk:
+        Optional :class:`~quantum_trading.risk.engine.RiskEngine`; every order that is not
+        reduce-only is checked with equity, positions (mark prices) from the exchange and the
+        order's price (limit price, else the ticker mid). Replacements are checked again.
+
+    >>> import asyncio  # doctest: +SKIP
+    >>> om = OrderManager(exchange, clock=lambda: pd.Timestamp.now(tz="UTC"))  # doctest: +SKIP
+    >>> order = asyncio.run(om.submit_market("BTC/USDT:USDT", Side.BUY, 0.01))  # doctest: +SKIP
+    """
+
+    def __init__(self, exchange: Exchange, *, clock: Callable[[], pd.Timestamp],
+                 config: OrderManagerConfig | None = None, risk: RiskEngine | None = None) -> None:
+        if not isinstance(exchange, Exchange):
+            raise ConfigError("OrderManager: exchange does not implement the Exchange protocol")
+        if not callable(clock):
+            raise ConfigError("OrderManager: clock must be a callable returning a pd.Timestamp")
+        config = OrderManagerConfig() if config is None else config
+        if not isinstance(config, OrderManagerConfig):
+            raise ConfigError("OrderManager: config must be an OrderManagerConfig")
+        if risk is not None and not isinstance(risk, RiskEngine):
+            raise ConfigError("OrderManager: risk must be a RiskEngine or None")
+        self.exchange = exchange
+        self.clock = clock
+        self.config = config
+        self.risk = risk
+        self._orders: dict[str, ManagedOrder] = {}
+        self._chains: dict[str, list[ManagedOrder]] = {}
+        self._active: dict[str, ManagedOrder] = {}  # not terminal: what a poll looks at
+        self._followups: list[ManagedOrder] = []
+        self._foreign: set[str] = set()
+        self._markets: dict[str, Instrument] | None = None
+        self.events: list[OrderEvent] = []
+        """Every event so far, in order."""
+        self.errors: list[OrderEvent] = []
+        """The error events (illegal transitions, inconsistent answers, unresolved orders)."""
+
+    # -- reading ---------------------------------------------------------------------------
+    def now(self) -> pd.Timestamp:
+        """The clock's time (tz-aware UTC)."""
+        t = pd.Timestamp(self.clock())
+        if t.tz is None:
+            raise ConfigError("OrderManager: the clock must return tz-aware UTC timestamps")
+        return t.tz_convert("UTC")
+
+    @property
+    def orders(self) -> Mapping[str, ManagedOrder]:
+        """Every order ever submitted, by client order id (insertion order)."""
+        return self._orders
+
+    def get(self, client_order_id: str) -> ManagedOrder:
+        """The order with this client order id (``KeyError`` if we never made it)."""
+        return self._orders[client_order_id]
+
+    def open_orders(self, symbol: str | None = None) -> list[ManagedOrder]:
+        """Orders not yet terminal (including NEW / UNKNOWN ones)."""
+        return [o for o in self._active.values() if symbol is None or o.symbol == symbol]
+
+    def unresolved(self) -> list[ManagedOrder]:
+        """Orders whose fate is not known yet (UNKNOWN: being re-queried)."""
+        return [o for o in self._active.values() if o.state is S.UNKNOWN]
+
+    def chain(self, root_id: str) -> list[ManagedOrder]:
+        """The order ``root_id`` and its replacements, oldest first."""
+        return list(self._chains.get(root_id, ()))
+
+    def chain_fill(self, root_id: str) -> ChainFill:
+        """Summed fills of a chain (see :class:`ChainFill`)."""
+        chain = self.chain(root_id)
+        if not chain:
+            raise KeyError(root_id)
+        filled = sum(o.filled for o in chain)
+        notional = sum(o.filled * o.average_price for o in chain if o.average_price is not None)
+        last = chain[-1]
+        return ChainFill(root_id=root_id, client_order_ids=tuple(o.client_order_id for o in chain),
+                         amount=chain[0].amount, filled=filled,
+                         average_price=notional / filled if filled > 0 else None,
+                         fee_usd=sum(o.fee_usd for o in chain),
+                         done=last.is_terminal and not last.pending_followup,
+                         last_state=last.state)
+
+    def order_frame(self) -> pd.DataFrame:
+        """One row per order: id, symbol, side, type, amount, price, state, filled, times."""
+        rows = [{"client_order_id": o.client_order_id, "root_id": o.root_id, "tag": o.tag,
+                 "symbol": o.symbol, "side": o.side.name.lower(),
+                 "order_type": o.request.order_type.value, "amount": o.amount,
+                 "price": o.request.price, "reduce_only": o.request.reduce_only,
+                 "state": o.state.value, "filled": o.filled, "average_price": o.average_price,
+                 "fee_usd": o.fee_usd, "created_at": o.created_at, "sent_at": o.sent_at,
+                 "reason": o.reason} for o in self._orders.values()]
+        return pd.DataFrame(rows)
+
+    # -- submitting ------------------------------------------------------------------------
+    def new_client_order_id(self) -> str:
+        """A fresh client order id with the configured prefix."""
+        return new_client_order_id(self.config.client_id_prefix)
+
+    async def submit_market(self, symbol: str, side: Side, amount: float, *,
+                            reduce_only: bool = False, tag: str = "") -> ManagedOrder:
+        """Submit a market order of ``amount`` base units (see :meth:`submit`)."""
+        return await self.submit(OrderRequest(
+            symbol=symbol, side=side, order_type=LiveOrderType.MARKET, amount=amount,
+            reduce_only=reduce_only, client_order_id=self.new_client_order_id()), tag=tag)
+
+    async def submit_limit(self, symbol: str, side: Side, amount: float, price: float, *,
+                           reduce_only: bool = False, tag: str = "",
+                           time_in_force: TimeInForce = TimeInForce.GTC,
+                           on_stale: StaleOverride | None = None) -> ManagedOrder:
+        """Submit a limit order at ``price`` USDT (see :meth:`submit`)."""
+        return await self.submit(OrderRequest(
+            symbol=symbol, side=side, order_type=LiveOrderType.LIMIT, amount=amount, price=price,
+            reduce_only=reduce_only, time_in_force=time_in_force,
+            client_order_id=self.new_client_order_id()), tag=tag, on_stale=on_stale)
+
+    async def submit(self, request: OrderRequest, *, tag: str = "",
+                     on_stale: StaleOverride | None = None) -> ManagedOrder:
+        """Store, risk-check and send one order; returns its record.
+
+        Idempotent: a request whose client order id is already known returns the existing
+        record and sends nothing. A risk reject or an exchange reject is a REJECTED order (a
+        value, with :attr:`ManagedOrder.reason`), not an exception; a timeout leaves the order
+        UNKNOWN, resolved by :meth:`poll`.
+
+        Parameters
+        ----------
+        tag:
+            Free text kept with the order (e.g. ``"twap:ab12"``, ``"exit:stop_loss"``).
+        on_stale:
+            Per-order stale policy (``"keep"``: never cancelled as stale); None = config.
+        """
+        return await self._submit(request, tag=tag, on_stale=on_stale)
+
+    async def _submit(self, request: OrderRequest, *, tag: str, on_stale: StaleOverride | None,
+                      parent: ManagedOrder | None = None, reprices: int = 0) -> ManagedOrder:
+        cid = request.client_order_id
+        if cid in self._orders:
+            self._event(self._orders[cid], "duplicate", "submit of a known id ignored")
+            return self._orders[cid]
+        now = self.now()
+        order = ManagedOrder(request=request, created_at=now, tag=tag, on_stale=on_stale,
+                             root_id=cid if parent is None else parent.root_id,
+                             reprices=reprices,
+                             replaces=None if parent is None else parent.client_order_id)
+        self._orders[cid] = order
+        self._chains.setdefault(order.root_id, []).append(order)
+        self._active[cid] = order
+        self._event(order, "created", f"{request.side.name} {request.amount:g} {request.symbol} "
+                    f"{request.order_type.value}")
+        if self.risk is not None and not request.reduce_only and not await self._risk(order):
+            return order
+        await self._send(order)
+        return order
+
+    async def _risk(self, order: ManagedOrder) -> bool:
+        assert self.risk is not None
+        req = order.request
+        try:
+            balance = await self.exchange.balance()
+            positions = await self.exchange.positions()
+            price = req.price if req.order_type is LiveOrderType.LIMIT else \
+                (await self.exchange.ticker(req.symbol)).mid
+        except ExchangeError as exc:
+            self._transition(order, S.REJECTED, f"risk inputs unavailable: {exc}")
+            return False
+        known = set(self.risk.symbols)
+        pos = {s: p.size for s, p in positions.items() if s in known}
+        px = {s: p.mark_price for s, p in positions.items() if s in known}
+        px[req.symbol] = float(price) if price is not None else math.nan
+        try:
+            decision = self.risk.check_order(self.now(), req.symbol, int(req.side) * req.amount,
+                                             equity_usd=balance.equity_usd, positions=pos,
+                                             prices=px)
+        except ConfigError as exc:
+            log.error("order %s: risk check failed: %s", order.client_order_id, exc)
+            self._transition(order, S.REJECTED, f"risk check failed: {exc}")
+            return False
+        order.risk_decision = decision
+        self._event(order, "risk", decision.text)
+        if not decision.approved:
+            self._transition(order, S.REJECTED, f"risk: {decision.text}")
+            return False
+        if decision.action is RiskAction.RESIZE:
+            order.request = replace(req, amount=abs(decision.approved_size))
+        return True
+
+    async def _send(self, order: ManagedOrder) -> None:
+        now = self.now()
+        order.submit_attempts += 1
+        if order.sent_at is None:
+            order.sent_at = now
+        kind = "sent" if order.submit_attempts == 1 else "resubmit"
+        self._event(order, kind, f"attempt {order.submit_attempts}")
+        try:
+            snap = await self.exchange.create_order(order.request)
+        except (InvalidOrder, AuthenticationFailed) as exc:
+            self._transition(order, S.REJECTED, f"exchange: {exc}")
+        except ExchangeError as exc:  # timeout, 5xx, rate limit: it may have arrived
+            if order.state is S.NEW:
+                self._transition(order, S.UNKNOWN, f"create: {type(exc).__name__}: {exc}")
+            self._schedule_retry(order, reset=True)
+            self._event(order, "timeout", f"create: {type(exc).__name__}")
+        else:
+            self._apply(order, snap, "create")
+            if order.cancel_requested and order.state in (S.OPEN, S.PARTIALLY_FILLED):
+                await self._request_cancel(order, "cancel requested while sending")
+
+    # -- cancelling ------------------------------------------------------------------------
+    async def cancel(self, client_order_id: str, *, reason: str = "requested") -> ManagedOrder:
+        """Cancel an order (no replacement follows). An order whose fate is unknown is
+        cancelled as soon as it is found; one the exchange never saw ends CANCELLED."""
+        order = self._orders[client_order_id]
+        if order.is_terminal:
+            return order
+        order.cancel_requested = True
+        order.after_cancel = None
+        self._event(order, "cancel_requested", reason)
+        if order.state in LIVE_STATES:
+            await self._request_cancel(order, reason)
+        return order
+
+    async def _request_cancel(self, order: ManagedOrder, reason: str) -> None:
+        if order.state is not S.PENDING_CANCEL:
+            self._transition(order, S.PENDING_CANCEL, reason)
+        order.cancel_attempts = 0
+        await self._send_cancel(order)
+
+    async def _send_cancel(self, order: ManagedOrder) -> None:
+        order.cancel_attempts += 1
+        try:
+            snap = await self.exchange.cancel_order(order.symbol,
+                                                    client_order_id=order.client_order_id)
+        except (OrderNotFound, InvalidOrder) as exc:
+            self._event(order, "query", f"cancel answered {type(exc).__name__}; fetching")
+            await self._fetch_live(order)
+        except ExchangeError as exc:
+            self._event(order, "timeout", f"cancel: {type(exc).__name__}")
+        else:
+            self._apply(order, snap, "cancel")
+        if not order.is_terminal:
+            self._schedule_retry(order, attempts=order.cancel_attempts - 1)
+
+    # -- the periodic cycle ----------------------------------------------------------------
+    async def on_tick(self, ticker: Ticker) -> list[OrderEvent]:
+        """:meth:`poll` with a fresh ticker for ``ticker.symbol``."""
+        return await self.poll({ticker.symbol: ticker})
+
+    async def poll(self, tickers: Mapping[str, Ticker] | None = None) -> list[OrderEvent]:
+        """One cycle: re-query due UNKNOWN orders, sync live ones with the exchange (fills,
+        states), retry unconfirmed cancels, cancel stale limit orders and send their
+        replacements. Tickers not given are fetched (only for symbols with resting limit
+        orders). Returns the events of this cycle."""
+        start = len(self.events)
+        tickers = dict(tickers or {})
+        now = self.now()
+        for order in [o for o in self._active.values() if o.state is S.UNKNOWN]:
+            if order.retry_at is None or order.retry_at <= now:
+                await self._query_unknown(order)
+        await self._sync()
+        for order in [o for o in self._active.values() if o.state is S.PENDING_CANCEL]:
+            if order.retry_at is not None and order.retry_at <= now:
+                await self._send_cancel(order)
+        await self._check_stale(now, tickers)
+        await self._run_followups(tickers)
+        return self.events[start:]
+
+    async def _query_unknown(self, order: ManagedOrder) -> None:
+        try:
+            snap = await self.exchange.fetch_order(order.symbol,
+                                                   client_order_id=order.client_order_id)
+        except OrderNotFound:
+            self._event(order, "query", "the exchange never saw it")
+            if order.cancel_requested:
+                self._transition(order, S.CANCELLED, "cancelled before it reached the exchange")
+            elif order.submit_attempts < self.config.max_submit_attempts:
+                await self._send(order)  # same client order id: idempotent
+            else:
+                self._transition(order, S.REJECTED, f"not on the exchange after "
+                                 f"{order.submit_attempts} sends")
+            return
+        except ExchangeError as exc:
+            order.query_attempts += 1
+            self._event(order, "timeout", f"query {order.query_attempts}: {type(exc).__name__}")
+            if order.query_attempts == self.config.max_query_attempts:
+                self._error(order, f"unresolved after {order.query_attempts} queries; still "
+                            "querying every max_query_backoff_s")
+            self._schedule_retry(order)
+            return
+        self._event(order, "query", f"found: {snap.status.value}, filled {snap.filled:g}")
+        self._apply(order, snap, "query")
+        if order.cancel_requested and order.state in (S.OPEN, S.PARTIALLY_FILLED):
+            await self._request_cancel(order, "cancel requested while unknown")
+
+    async def _sync(self) -> None:
+        by_symbol: dict[str, list[ManagedOrder]] = {}
+        for o in self._active.values():
+            if o.state in LIVE_STATES:
+                by_symbol.setdefault(o.symbol, []).append(o)
+        for symbol, live in by_symbol.items():
+            try:
+                listed = await self.exchange.open_orders(symbol)
+            except ExchangeError as exc:
+                log.warning("open_orders(%s) failed: %s", symbol, exc)
+                continue
+            seen: set[str] = set()
+            for snap in listed:
+                seen.add(snap.client_order_id)
+                mine = self._orders.get(snap.client_order_id)
+                if mine is None:
+                    if snap.client_order_id not in self._foreign:
+                        self._foreign.add(snap.client_order_id)
+                        log.warning("open order %s on %s is not ours", snap.client_order_id,
+                                    symbol)
+                elif mine.is_terminal:
+                    self._error(mine, f"terminal here but {snap.status.value} on the exchange; "
+                                "cancelling it there")
+                    try:
+                        await self.exchange.cancel_order(symbol, client_order_id=mine.client_order_id)
+                    except ExchangeError as exc:
+                        log.warning("cancel of stray %s failed: %s", mine.client_order_id, exc)
+                else:
+                    self._apply(mine, snap, "sync")
+            for order in live:
+                if order.client_order_id not in seen and not order.is_terminal:
+                    await self._fetch_live(order)
+
+    async def _fetch_live(self, order: ManagedOrder) -> None:
+        try:
+            snap = await self.exchange.fetch_order(order.symbol,
+                                                   client_order_id=order.client_order_id)
+        except OrderNotFound:
+            self._error(order, "acknowledged order not found on the exchange")
+            return
+        except ExchangeError as exc:
+            log.warning("fetch_order(%s) failed: %s", order.client_order_id, exc)
+            return
+        self._apply(order, snap, "fetch")
+
+    async def _check_stale(self, now: pd.Timestamp, tickers: dict[str, Ticker]) -> None:
+        cfg = self.config
+        for order in [o for o in self._active.values()
+                      if o.state in (S.OPEN, S.PARTIALLY_FILLED)
+                      and o.request.order_type is LiveOrderType.LIMIT and o.on_stale != "keep"]:
+            age_s = (now - (order.sent_at or order.created_at)).total_seconds()
+            ticker = await self._ticker(order.symbol, tickers)
+            move_pct = (abs(order.request.price - ticker.mid) / ticker.mid * 100.0
+                        if ticker is not None and order.request.price is not None else 0.0)
+            if age_s > cfg.max_order_age_s:
+                why = f"age {age_s:g} s > {cfg.max_order_age_s:g} s"
+            elif move_pct > cfg.cancel_on_price_move_pct:
+                why = f"{move_pct:.3f}% from mid > {cfg.cancel_on_price_move_pct:g}%"
+            else:
+                continue
+            policy = order.on_stale or cfg.on_stale
+            follow: Literal["reprice", "market"] | None = None
+            if policy == "reprice":
+                follow = "reprice" if order.reprices < cfg.max_reprices else (
+                    "market" if cfg.on_reprices_exhausted == "market" else None)
+            elif policy == "market":
+                follow = "market"
+            self._event(order, "stale", f"{why}; then {follow or 'cancel'}")
+            order.after_cancel = follow
+            await self._request_cancel(order, f"stale: {why}")
+
+    async def _run_followups(self, tickers: dict[str, Ticker]) -> None:
+        pending, self._followups = self._followups, []
+        for old in pending:
+            req = old.request
+            inst = await self.instrument(req.symbol)
+            amount = round_to_step(old.remaining, inst.lot_size if inst else 0.0, "down")
+            if amount <= 0.0:
+                old.pending_followup = False
+                self._event(old, "reprice", f"rest {old.remaining:g} is below one lot: none")
+                continue
+            if old.after_cancel == "reprice":
+                price = await self.passive_price(req.symbol, req.side, tickers)
+                if price is None:  # no quote: try again next cycle
+                    self._followups.append(old)
+                    continue
+                new = replace(req, amount=amount, price=price,
+                              client_order_id=self.new_client_order_id())
+                kind = "reprice"
+            else:
+                new = OrderRequest(symbol=req.symbol, side=req.side,
+                                   order_type=LiveOrderType.MARKET, amount=amount,
+                                   reduce_only=req.reduce_only,
+                                   client_order_id=self.new_client_order_id())
+                kind = "escalate"
+            old.replaced_by = new.client_order_id
+            old.pending_followup = False
+            self._event(old, kind, f"replaced by {new.client_order_id} ({new.amount:g} at "
+                        f"{new.price if new.price is not None else 'market'})")
+            await self._submit(new, tag=old.tag, on_stale=old.on_stale, parent=old,
+                               reprices=old.reprices + (kind == "reprice"))
+
+    async def instrument(self, symbol: str) -> Instrument | None:
+        """The exchange's contract rules for ``symbol`` (markets fetched once; None when
+        unknown or the exchange cannot answer now)."""
+        if self._markets is None:
+            try:
+                self._markets = dict(await self.exchange.markets())
+            except ExchangeError as exc:
+                log.warning("markets() failed: %s", exc)
+                return None
+        return self._markets.get(symbol)
+
+    async def passive_price(self, symbol: str, side: Side,
+                            tickers: dict[str, Ticker] | None = None) -> float | None:
+        """The best bid (buy) or ask (sell) now, on the instrument's tick grid without
+        crossing (a buy rounds down, a sell up); None when no ticker can be had."""
+        ticker = await self._ticker(symbol, {} if tickers is None else tickers)
+        if ticker is None:
+            return None
+        inst = await self.instrument(symbol)
+        price = ticker.bid if side is Side.BUY else ticker.ask
+        return round_to_step(price, inst.tick_size if inst else 0.0,
+                             "down" if side is Side.BUY else "up")
+
+    async def _ticker(self, symbol: str, tickers: dict[str, Ticker]) -> Ticker | None:
+        if symbol not in tickers:
+            try:
+                tickers[symbol] = await self.exchange.ticker(symbol)
+            except ExchangeError as exc:
+                log.warning("ticker(%s) failed: %s", symbol, exc)
+                return None
+        return tickers[symbol]
+
+    # -- the state machine -----------------------------------------------------------------
+    def apply_update(self, snapshot: ExchangeOrder) -> bool:
+        """Apply an order update pushed by the exchange (e.g. a user-data stream).
+
+        Returns False (and records an error) when the update is refused: an unknown client
+        order id, an illegal transition, or a fill that went backwards.
+        """
+        order = self._orders.get(snapshot.client_order_id)
+        if order is None:
+            log.warning("update for unknown order %s ignored", snapshot.client_order_id)
+            return False
+        return self._apply(order, snapshot, "update")
+
+    def _apply(self, order: ManagedOrder, snap: ExchangeOrder, source: str) -> bool:
+        tol = 1e-12 * max(1.0, order.amount)
+        if snap.status in (LiveOrderStatus.NEW, LiveOrderStatus.OPEN,
+                           LiveOrderStatus.PARTIALLY_FILLED):
+            target = S.PARTIALLY_FILLED if snap.filled > tol else S.OPEN
+            if order.state is S.PENDING_CANCEL:
+                target = S.PENDING_CANCEL
+        else:
+            target = S(snap.status.value)
+        new_fill = snap.filled - order.filled
+        if new_fill < -tol:
+            self._error(order, f"{source}: filled went back from {order.filled:g} to "
+                        f"{snap.filled:g}; update refused")
+            return False
+        if target is order.state and order.is_terminal and new_fill > tol:
+            self._error(order, f"{source}: fill on a {order.state.value} order refused")
+            return False
+        if target is not order.state and not is_legal_transition(order.state, target):
+            self._error(order, f"{source}: illegal transition {order.state.value} → "
+                        f"{target.value} refused")
+            return False
+        order.exchange_id = snap.id
+        order.updated_at = self.now()
+        if new_fill > tol:
+            order.filled = snap.filled
+            order.average_price = snap.average_price
+            order.fee_usd = snap.fee_usd
+            self._event(order, "fill", f"+{new_fill:g} (total {snap.filled:g}) avg "
+                        f"{snap.average_price}")
+        if target is not order.state:
+            self._transition(order, target, f"{source}: exchange says {snap.status.value}")
+        return True
+
+    def _transition(self, order: ManagedOrder, new: OrderState, reason: str) -> bool:
+        old = order.state
+        if not is_legal_transition(old, new):
+            self._error(order, f"illegal transition {old.value} → {new.value} refused ({reason})")
+            return False
+        now = self.now()
+        order.state = new
+        order.history.append((now, old, new, reason))
+        if new is S.REJECTED or new is S.CANCELLED:
+            order.reason = order.reason or reason
+        if new in TERMINAL_STATES:
+            self._active.pop(order.client_order_id, None)
+            order.retry_at = None
+            if new is S.CANCELLED and order.after_cancel and not order.cancel_requested \
+                    and order.remaining > 1e-12 * max(1.0, order.amount):
+                order.pending_followup = True
+                self._followups.append(order)
+        elif new in (S.OPEN, S.PARTIALLY_FILLED):
+            order.retry_at = None
+            order.query_attempts = 0
+        self._event(order, "transition", f"{old.value} → {new.value}: {reason}")
+        return True
+
+    # -- internals -------------------------------------------------------------------------
+    def _schedule_retry(self, order: ManagedOrder, *, reset: bool = False,
+                        attempts: int | None = None) -> None:
+        if reset:
+            order.query_attempts = 0
+        k = order.query_attempts if attempts is None else attempts
+        delay = min(self.config.query_backoff_s * 2.0 ** min(k, 60),
+                    self.config.max_query_backoff_s)
+        order.retry_at = self.now() + pd.Timedelta(seconds=delay)
+
+    def _event(self, order: ManagedOrder, kind: str, detail: str = "") -> OrderEvent:
+        event = OrderEvent(self.now(), order.client_order_id, kind, order.state, detail)
+        self.events.append(event)
+        log.debug("%s %s [%s] %s", order.client_order_id, kind, order.state.value, detail)
+        return event
+
+    def _error(self, order: ManagedOrder, detail: str) -> None:
+        log.error("order %s: %s", order.client_order_id, detail)
+        self.errors.append(self._event(order, "error", detail))
