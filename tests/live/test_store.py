@@ -1,0 +1,227 @@
+"""The trading store: idempotent writes (fills, equity, positions, orders), order upsert
+transitions, draining the order manager, risk decisions, alerts, runs and kv state."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from quantum_trading.domain import Side
+from quantum_trading.execution.models import (
+    Balance,
+    ExchangeFill,
+    ExchangePosition,
+    LiveOrderStatus,
+)
+from quantum_trading.execution.order_manager import OrderManager, OrderState
+from quantum_trading.execution.position_monitor import ExitAction, ExitTrigger
+from quantum_trading.live.models import FillRow, OrderEventRow, OrderRow
+from quantum_trading.live.store import TradingStore
+from quantum_trading.risk import RiskConfig, RiskEngine
+from quantum_trading.risk.limits import RiskAction, RiskDecision, RiskReason, TradingState
+
+from ._helpers import SYMBOL, FakeExchange, limit, run, snapshot, store_at
+
+S = OrderState
+T0 = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def fill(fid: str, cid: str = "c1", amount: float = 0.5) -> ExchangeFill:
+    return ExchangeFill(id=fid, order_id="ex-c1", client_order_id=cid, symbol=SYMBOL,
+                        side=Side.BUY, amount=amount, price=100.0, fee_usd=0.02, is_maker=True,
+                        time=T0)
+
+
+def count(store: TradingStore, model: type) -> int:
+    with store.transaction() as s:
+        return s.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def test_the_same_fill_twice_is_one_row(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "q.sqlite")
+    assert store.record_fill(fill("t1")) is True
+    assert store.record_fill(fill("t1")) is False
+    assert [f.id for f in store.record_fills([fill("t1"), fill("t2"), fill("t2")])] == ["t2"]
+    assert count(store, FillRow) == 2
+    rows = store.fills_for("c1")
+    assert [r.fill_id for r in rows] == ["t1", "t2"] and rows[0].time == T0
+    assert store.last_fill_time() == T0 and store.last_fill_time("ETH/USDT:USDT") is None
+    other = TradingStore(store.engine, exchange="other")  # unique per exchange, not globally
+    assert other.record_fill(fill("t1")) is True and len(other.fills_for("c1")) == 1
+
+
+def test_exchange_order_upsert_follows_the_lifecycle(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    store = store_at(tmp_path / "q.sqlite")
+    row = store.record_order(snapshot("c1", LiveOrderStatus.OPEN, 0.0))
+    assert (row.state, row.origin, row.exchange_order_id) == ("open", "exchange", "ex-c1")
+    assert store.record_order(snapshot("c1", LiveOrderStatus.PARTIALLY_FILLED, 0.4)).state == \
+        "partially_filled"
+    assert store.record_order(snapshot("c1", LiveOrderStatus.OPEN, 0.4)).state == \
+        "partially_filled"  # the exchange's "open" with fills is our partially filled
+    with caplog.at_level(logging.WARNING, logger="quantum_trading.live.store"):
+        back = store.record_order(snapshot("c1", LiveOrderStatus.OPEN, 0.1))
+    assert back.filled == 0.4 and "filled would go back" in caplog.text
+    assert store.record_order(snapshot("c1", LiveOrderStatus.FILLED, 1.0)).state == "filled"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="quantum_trading.live.store"):
+        assert store.record_order(snapshot("c1", LiveOrderStatus.OPEN, 1.0)).state == "filled"
+    assert "refused" in caplog.text
+    assert count(store, OrderRow) == 1
+    assert [r.client_order_id for r in store.orders_by_status(S.FILLED)] == ["c1"]
+    assert store.open_orders() == []
+
+
+def test_managed_orders_and_events_are_drained_once(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "q.sqlite")
+    ex = FakeExchange()
+    om = OrderManager(ex, clock=ex.clock)
+
+    async def go() -> None:
+        o = await om.submit(limit(Side.BUY, 1.0, 99.0, "c1"), tag="entry", on_stale="keep")
+        assert store.drain_order_manager(om) == len(om.events)
+        assert store.drain_order_manager(om) == 0  # nothing new: nothing written
+        row = store.get_order("c1")
+        assert row is not None and (row.state, row.tag, row.origin) == ("open", "entry", "ours")
+        assert row.exchange_order_id == o.exchange_id and row.root_id == "c1"
+        ex.fill("c1", 0.25)
+        ex.advance(1)
+        await om.poll()
+        store.drain_order_manager(om)
+        assert store.get_order("c1").state == "partially_filled"
+        assert store.get_order("c1").filled == 0.25
+        await om.cancel("c1")
+        store.drain_order_manager(om)
+        assert store.get_order("c1").state == "cancelled"
+        assert store.orders_by_status("cancelled", S.FILLED)[0].client_order_id == "c1"
+
+    run(go())
+    events = store.order_events("c1")
+    assert [(e.kind, e.state, e.detail) for e in events] == \
+        [(e.kind, e.state.value, e.detail) for e in om.events]
+    assert all(e.time.tzinfo is not None for e in events)
+    assert count(store, OrderEventRow) == len(om.events)
+
+
+def test_risk_decisions_are_stored_with_their_order(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "q.sqlite")
+    ex = FakeExchange()
+    risk = RiskEngine(RiskConfig(max_position_frac=0.1), symbols=[SYMBOL])
+    om = OrderManager(ex, clock=ex.clock, risk=risk)
+    risk.update(om.now(), 100_000.0)
+
+    async def go() -> None:
+        await om.submit(limit(Side.BUY, 150.0, 99.0, "big"))  # resized to the 10 % cap
+    run(go())
+    store.drain_order_manager(om)
+    row = store.get_order("big")
+    assert row is not None and row.risk_action == "resize" and row.amount < 150.0
+    decisions = store.risk_decisions("big")
+    assert len(decisions) == 1 and decisions[0].requested_size == 150.0
+    decision = om.get("big").risk_decision
+    assert store.record_risk_decision(decision, client_order_id="big") is False  # once only
+    manual = RiskDecision(time=T0, symbol=SYMBOL, action=RiskAction.REJECT,
+                          reason=RiskReason.DAILY_LOSS, text="daily loss limit", requested_size=1.0,
+                          approved_size=0.0, trading_state=TradingState.REDUCING,
+                          position_before=0.0, price=100.0, equity_usd=95_000.0)
+    assert store.record_risk_decision(manual) is True
+    assert store.record_risk_decision(manual) is False
+    assert [d.reason for d in store.risk_decisions()] == ["max_position", "daily_loss"]
+
+
+def test_positions_and_equity_are_snapshots(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "q.sqlite")
+    pos = ExchangePosition(symbol=SYMBOL, size=0.5, entry_price=100.0, mark_price=101.0,
+                           unrealized_pnl_usd=0.5, leverage=2.0)
+    store.record_position(pos, time=T0)
+    store.record_position(ExchangePosition(**{**pos.__dict__, "size": -0.2}), time=T0)
+    assert {s: p.size for s, p in store.positions().items()} == {SYMBOL: -0.2}
+    store.record_flat(SYMBOL)
+    assert store.positions() == {} and store.positions(include_flat=True)[SYMBOL].size == 0.0
+    bal = Balance(wallet_usd=1000.0, free_usd=900.0, equity_usd=1010.0)
+    store.record_equity(bal, time=T0)
+    store.record_equity(Balance(1000.0, 800.0, 1020.0), time=T0)  # same time: replaced
+    store.record_equity(bal, time=T0 + pd.Timedelta("1h"))
+    latest = store.latest_equity()
+    assert latest is not None and latest.time == T0 + pd.Timedelta("1h")
+    with store.transaction() as s:
+        assert s.scalar(sa.text("SELECT count(*) FROM equity")) == 2
+        assert s.scalar(sa.text("SELECT equity_usd FROM equity ORDER BY time LIMIT 1")) == 1020.0
+
+
+def test_alerts_exits_runs_and_state(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite"
+    store = store_at(path)
+    first = store.start_run(mode="paper")
+    store.record_alert("test", "hello", level="info")
+    with pytest.raises(ValueError, match="level"):
+        store.record_alert("test", "x", level="loud")
+    store.record_exit(ExitAction(time=T0, symbol=SYMBOL, trigger=ExitTrigger.STOP_LOSS,
+                                 position_size=1.0, entry_price=100.0, price=95.0, pnl_pct=-5.0,
+                                 age_s=60.0, client_order_id="x1", reason="stop 95 crossed"))
+    exits = store.alerts("exit:")
+    assert len(exits) == 1 and exits[0].kind == "exit:stop_loss" and exits[0].run_id == first
+    store.set_state("last_bar_time", T0)
+    store.set_state("kill_switch", True)
+    store.set_state("kill_switch", False)
+    store.set_state("limits", {"daily_loss_pct": 5.0, "since": T0})
+    store.engine.dispose()
+    # the process dies; a new one opens the same file: a dead run is marked crashed
+    again = store_at(path)
+    second = again.start_run(mode="paper")
+    assert second != first
+    assert again.get_state("last_bar_time") == T0
+    assert again.get_state("kill_switch") is False
+    assert again.get_state("limits") == {"daily_loss_pct": 5.0, "since": T0}
+    assert again.get_state("missing", "dflt") == "dflt"
+    again.delete_state("kill_switch")
+    assert again.get_state("kill_switch") is None
+    with again.transaction() as s:
+        statuses = s.execute(sa.text("SELECT id, status FROM runs ORDER BY id")).all()
+    assert statuses == [(first, "crashed"), (second, "running")]
+    again.end_run()
+    with again.transaction() as s:
+        assert s.scalar(sa.text("SELECT status FROM runs WHERE id = :i"), {"i": second}) == \
+            "stopped"
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    """One transaction a call: an error in the middle of a drain writes none of it."""
+    store = store_at(tmp_path / "q.sqlite")
+    ex = FakeExchange()
+    om = OrderManager(ex, clock=ex.clock)
+    run(om.submit(limit(Side.BUY, 1.0, 99.0, "c1")))
+    om.events.append(om.events[-1].__class__(T0, "c1", "x" * 40, S.OPEN, "ok"))
+    broken = om.events[-1]
+    object.__setattr__(broken, "time", "not a time")  # makes the event insert fail
+    with pytest.raises(AttributeError):
+        store.drain_order_manager(om)
+    assert count(store, OrderRow) == 0 and count(store, OrderEventRow) == 0
+    om.events.pop()
+    assert store.drain_order_manager(om) == len(om.events)  # the retry writes it all
+    assert count(store, OrderRow) == 1
+
+
+def test_drain_with_clear_and_after_someone_trimmed_the_events(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "q.sqlite")
+    ex = FakeExchange()
+    om = OrderManager(ex, clock=ex.clock)
+    run(om.submit(limit(Side.BUY, 1.0, 99.0, "c1"), on_stale="keep"))
+    n1 = store.drain_order_manager(om, clear=True)
+    assert n1 > 0 and om.events == []
+    run(om.submit(limit(Side.BUY, 1.0, 98.0, "c2"), on_stale="keep"))
+    n2 = store.drain_order_manager(om)
+    del om.events[:1]  # another reader trims the list
+    run(om.cancel("c2"))
+    n3 = store.drain_order_manager(om)
+    om.events.clear()  # ... or clears it
+    run(om.cancel("c1"))
+    n4 = store.drain_order_manager(om)
+    assert n3 > 0 and n4 > 0
+    assert count(store, OrderEventRow) == n1 + n2 + n3 + n4
+    assert [e.kind for e in store.order_events("c2")][:2] == ["created", "sent"]
+    assert store.get_order("c1").state == store.get_order("c2").state == "cancelled"
