@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from quantum_trading.cli._console import console
+from quantum_trading.data.store import ParquetStore
 from quantum_trading.paths import user_data_dir
 
 __all__ = ["app"]
@@ -24,9 +26,7 @@ app = typer.Typer(
 _USER_DATA_HELP = "The user_data folder (default: $QUANTUM_USER_DATA or ./user_data)."
 
 
-def _store(user_data: Path | None):  # -> ParquetStore
-    from quantum_trading.data.store import ParquetStore
-
+def _store(user_data: Path | None) -> ParquetStore:
     return ParquetStore(user_data_dir(user_data) / "data")
 
 
@@ -134,7 +134,7 @@ def import_(
     user_data: Path | None = typer.Option(None, "--user-data", help=_USER_DATA_HELP),
 ) -> None:
     """Import files you already have into the Parquet store (validated; merged, never duplicated)."""
-    from quantum_trading.data.layout import FORMAT_EXTENSIONS, parse_data_file_name
+    from quantum_trading.data.layout import FORMAT_EXTENSIONS
 
     files: list[Path] = []
     for path in paths:
@@ -151,38 +151,41 @@ def import_(
     table = Table(title=f"imported into {store.root}")
     for name in ("file", "kind", "symbol", "timeframe", "bars", "added", "updated"):
         table.add_column(name, justify="right" if name in ("bars", "added", "updated") else "left")
-    for file in files:
-        parsed = parse_data_file_name(file)
-        file_kind = kind or (parsed.kind if parsed else "ohlcv")
-        file_symbol = symbol or (parsed.symbol if parsed else None)
-        file_timeframe = timeframe or (parsed.timeframe if parsed else None)
-        file_market = parsed.market_type if (parsed and symbol is None) else market_type
-        if file_symbol is None or file_timeframe is None:
-            raise ValueError(
-                f"{file}: cannot tell symbol/timeframe from the file name; pass --symbol and --timeframe"
-            )
-        frame = _load_series(
-            file,
-            kind=file_kind,
-            exchange=None,
-            symbol=None,
-            timeframe=file_timeframe,
-            market_type=file_market,
-            user_data=user_data,
-            validate=True,
-        )
-        report = store.merge(
-            frame,
-            exchange=exchange,
-            symbol=file_symbol,
-            timeframe=file_timeframe,
-            market_type=file_market,
-            kind=file_kind,
-        )
-        table.add_row(
-            file.name, file_kind, file_symbol, file_timeframe, str(len(frame)), str(report.added), str(report.updated)
-        )
+    progress = Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.description}"), console=console, transient=True)
+    with progress:
+        task = progress.add_task("", total=len(files))
+        for file in files:
+            progress.update(task, description=file.name)
+            table.add_row(*_import_one(file, store, exchange=exchange, symbol=symbol,
+                                       timeframe=timeframe, kind=kind, market_type=market_type,
+                                       user_data=user_data))
+            progress.advance(task)
     console.print(table)
+
+
+def _import_one(file: Path, store: ParquetStore, *, exchange: str, symbol: str | None,
+                timeframe: str | None, kind: str | None, market_type: str,
+                user_data: Path | None) -> tuple[str, ...]:
+    """Load, validate and merge one file into the store; the row for the summary table."""
+    from quantum_trading.data.layout import parse_data_file_name
+
+    parsed = parse_data_file_name(file)
+    file_kind = kind or (parsed.kind if parsed else "ohlcv")
+    file_symbol = symbol or (parsed.symbol if parsed else None)
+    file_timeframe = timeframe or (parsed.timeframe if parsed else None)
+    file_market = parsed.market_type if (parsed and symbol is None) else market_type
+    if file_symbol is None or file_timeframe is None:
+        raise ValueError(
+            f"{file}: cannot tell symbol/timeframe from the file name; pass --symbol and --timeframe"
+        )
+    frame = _load_series(file, kind=file_kind, exchange=None, symbol=None,
+                         timeframe=file_timeframe, market_type=file_market,
+                         user_data=user_data, validate=True)
+    report = store.merge(frame, exchange=exchange, symbol=file_symbol, timeframe=file_timeframe,
+                         market_type=file_market, kind=file_kind)
+    return (file.name, file_kind, file_symbol, file_timeframe, str(len(frame)),
+            str(report.added), str(report.updated))
 
 
 @app.command("list")
