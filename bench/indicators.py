@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,27 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _bars import load_bars
+from _timing import rotating
 from quantum_trading import features as qf
 from quantum_trading.paths import real_data_dir
-
-SOURCE = "binance/futures/BTC_USDT_USDT-1m-futures.feather"
-
-
-def load_bars(n_bars: int, data_dir: Path) -> pd.DataFrame:
-    """Real BTC 1m bars tiled to ``n_bars`` with a continuous, positive price path."""
-    frame = pd.read_feather(data_dir / SOURCE)
-    base = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
-    copies = -(-n_bars // len(base))
-    blocks = []
-    scale = 1.0
-    for _ in range(copies):
-        block = base.copy()
-        block[:, :4] *= scale
-        blocks.append(block)
-        scale *= base[-1, 3] / base[0, 0]  # the next copy opens at this copy's last close
-    values = np.concatenate(blocks)[:n_bars]
-    index = pd.date_range("2023-07-04", periods=n_bars, freq="1min", tz="UTC")
-    return pd.DataFrame(values, index=index, columns=["open", "high", "low", "close", "volume"])
 
 
 @dataclass
@@ -175,18 +157,9 @@ def time_case(case: Case, repeat: int, slow_s: float, with_ta: bool) -> None:
     if with_ta:
         candidates["ta"] = case.ta
     runners = {k: f for k, f in candidates.items() if f is not None}
-    keys = list(runners)
-    best = dict.fromkeys(runners, float("inf"))
-    for rep in range(repeat):
-        # Rotate the order: what ran just before (and freed memory) changes the cost of a
-        # call's first writes into fresh memory, so no candidate should always follow another.
-        for key in keys[rep % len(keys) :] + keys[: rep % len(keys)]:
-            if key == "ta" and rep > 0 and best[key] > slow_s:
-                continue
-            start = time.perf_counter()
-            runners[key]()
-            best[key] = min(best[key], time.perf_counter() - start)
-    case.timings = best
+    timed = rotating(runners, repeat, keep_results=False,
+                     skip=lambda name, best_s: name == "ta" and best_s > slow_s)
+    case.timings = {name: best_s for name, (best_s, _) in timed.items()}
 
 
 def warm_up(bars: pd.DataFrame) -> None:

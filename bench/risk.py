@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -29,6 +28,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from _timing import best_of
 from quantum_trading import risk
 
 N_BARS = 43_830
@@ -89,15 +89,6 @@ def cases(returns: pd.DataFrame) -> dict[str, Callable[[], object]]:
     }
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
@@ -108,7 +99,7 @@ def main() -> None:
     todo = cases(returns)
     for fn in todo.values():  # compile the kernels and warm the caches
         fn()
-    timings = {name: best_of(fn, args.repeat) for name, fn in todo.items()}
+    timings = {name: best_of(fn, args.repeat)[0] for name, fn in todo.items()}
     total = sum(timings.values())
     sample = risk.var_es(returns, "historical", ALPHA)
     record = {

@@ -249,13 +249,28 @@ class Instrument:
         )
 
 
+def _binance_usdt_perp(
+    symbol: str, *, tick_size: float, min_notional_usd: float, margin_tiers: tuple[MarginTier, ...]
+) -> Instrument:
+    """A Binance USDⓈ-M perpetual: lot size 0.001, the first bracket's max leverage, taker fee
+    4 bps and maker fee 2 bps."""
+    return Instrument(
+        symbol=symbol,
+        tick_size=tick_size,
+        lot_size=0.001,
+        min_notional_usd=min_notional_usd,
+        max_leverage=margin_tiers[0][1],
+        margin_tiers=margin_tiers,
+        taker_fee_bps=4.0,
+        maker_fee_bps=2.0,
+    )
+
+
 #: Binance USDⓈ-M BTCUSDT perpetual (brackets as published 2022–2023; fees 0.04 % / 0.02 %).
-BINANCE_BTCUSDT_PERP = Instrument(
-    symbol="BTC/USDT:USDT",
+BINANCE_BTCUSDT_PERP = _binance_usdt_perp(
+    "BTC/USDT:USDT",
     tick_size=0.1,
-    lot_size=0.001,
     min_notional_usd=100.0,
-    max_leverage=125.0,
     margin_tiers=(
         (0.0, 125.0, 0.004, 0.0),
         (50_000.0, 100.0, 0.005, 50.0),
@@ -268,17 +283,13 @@ BINANCE_BTCUSDT_PERP = Instrument(
         (200_000_000.0, 2.0, 0.25, 30_872_550.0),
         (300_000_000.0, 1.0, 0.50, 105_872_550.0),
     ),
-    taker_fee_bps=4.0,
-    maker_fee_bps=2.0,
 )
 
 #: Binance USDⓈ-M ETHUSDT perpetual (brackets as published 2022–2023; fees 0.04 % / 0.02 %).
-BINANCE_ETHUSDT_PERP = Instrument(
-    symbol="ETH/USDT:USDT",
+BINANCE_ETHUSDT_PERP = _binance_usdt_perp(
+    "ETH/USDT:USDT",
     tick_size=0.01,
-    lot_size=0.001,
     min_notional_usd=20.0,
-    max_leverage=100.0,
     margin_tiers=(
         (0.0, 100.0, 0.005, 0.0),
         (10_000.0, 75.0, 0.0065, 15.0),
@@ -291,8 +302,6 @@ BINANCE_ETHUSDT_PERP = Instrument(
         (20_000_000.0, 2.0, 0.25, 2_510_365.0),
         (50_000_000.0, 1.0, 0.50, 15_010_365.0),
     ),
-    taker_fee_bps=4.0,
-    maker_fee_bps=2.0,
 )
 
 

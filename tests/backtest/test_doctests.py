@@ -15,6 +15,7 @@ MODULES = [
     "quantum_trading.backtest.runner",
     "quantum_trading.backtest.report",
     "quantum_trading.backtest.inputs",
+    "quantum_trading.backtest.report_risk",
 ]
 
 

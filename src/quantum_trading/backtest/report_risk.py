@@ -313,7 +313,15 @@ def _events_section(result: BacktestResult) -> str:
 
 
 def stress_table_html(table: pd.DataFrame) -> str:
-    """The stress table as HTML (one row per scenario)."""
+    """The stress table as HTML (one row per scenario).
+
+    >>> from quantum_trading.risk.stress import PositionsSnapshot, price_shock, run_stress
+    >>> snap = PositionsSnapshot(pd.DataFrame({"size": [1.0], "entry_price": [100.0],
+    ...     "mark_price": [100.0]}, index=["X"]), cash_usd=1_000.0)
+    >>> page = stress_table_html(run_stress(snap, price_shock({"X": -0.10})))
+    >>> page.count("<tr>"), "X -10.00 %" in page
+    (2, True)
+    """
     head = ("<tr><th>scenario</th><th>P&amp;L [USDT]</th><th>P&amp;L [%]</th>"
             "<th>equity after [USDT]</th><th>margin ratio after</th><th>liquidated</th>"
             "<th>equity after liquidation [USDT]</th><th>what</th></tr>")

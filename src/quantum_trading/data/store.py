@@ -216,13 +216,9 @@ class ParquetStore:
         kind: str = "ohlcv",
     ) -> bool:
         """Whether the series has a file."""
-        return self.path(
-            exchange=exchange,
-            symbol=symbol,
-            timeframe=timeframe,
-            market_type=market_type,
-            kind=kind,
-        ).exists()
+        path = self.path(exchange=exchange, symbol=symbol, timeframe=timeframe,
+                         market_type=market_type, kind=kind)
+        return path.exists()
 
     # ------------------------------------------------------------------ reading
     def read(
@@ -255,13 +251,8 @@ class ParquetStore:
             When the series is not stored or its file cannot be read.
         """
         _check_kind(kind)
-        path = self.path(
-            exchange=exchange,
-            symbol=symbol,
-            timeframe=timeframe,
-            market_type=market_type,
-            kind=kind,
-        )
+        path = self.path(exchange=exchange, symbol=symbol, timeframe=timeframe,
+                         market_type=market_type, kind=kind)
         if not path.exists():
             raise DataError(
                 f"no stored {kind} data for {symbol} {timeframe} ({market_type})", source=str(path)
@@ -284,10 +275,7 @@ class ParquetStore:
         if missing:
             raise DataError(f"stored file lacks columns {', '.join(missing)}", source=str(path))
         raw = table.select(list(columns)).to_pandas()
-        index = pd.DatetimeIndex(raw["date"], name="date")
-        index = (index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")).as_unit(
-            "ns"
-        )
+        index = _utc_index(pd.DatetimeIndex(raw["date"], name="date"))
         return pd.DataFrame(
             {c: raw[c].to_numpy(dtype="float64") for c in KIND_COLUMNS[kind]}, index=index
         )
@@ -298,10 +286,15 @@ class ParquetStore:
             table = pq.read_table(path, columns=["date"])
         except (OSError, pa.ArrowException, KeyError) as error:
             raise DataError(f"cannot read stored file ({error})", source=str(path)) from None
-        index = pd.DatetimeIndex(table.column("date").to_pandas(), name="date")
-        return (index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")).as_unit(
-            "ns"
-        )
+        return _utc_index(pd.DatetimeIndex(table.column("date").to_pandas(), name="date"))
+
+    def _stored_dates(
+        self, exchange: str, symbol: str, timeframe: str, market_type: str, kind: str
+    ) -> pd.DatetimeIndex:
+        """The stored bar open times of a series; empty when it has no file."""
+        path = self.path(exchange=exchange, symbol=symbol, timeframe=timeframe,
+                         market_type=market_type, kind=kind)
+        return self._read_dates(path) if path.exists() else pd.DatetimeIndex([])
 
     def first_timestamp(
         self,
@@ -313,16 +306,7 @@ class ParquetStore:
         kind: str = "ohlcv",
     ) -> pd.Timestamp | None:
         """Open time of the first stored bar (UTC), or ``None`` when nothing is stored."""
-        path = self.path(
-            exchange=exchange,
-            symbol=symbol,
-            timeframe=timeframe,
-            market_type=market_type,
-            kind=kind,
-        )
-        if not path.exists():
-            return None
-        dates = self._read_dates(path)
+        dates = self._stored_dates(exchange, symbol, timeframe, market_type, kind)
         return dates[0] if len(dates) else None
 
     def last_timestamp(
@@ -338,16 +322,7 @@ class ParquetStore:
 
         Downloads resume from here (re-fetching this bar, which may have been incomplete).
         """
-        path = self.path(
-            exchange=exchange,
-            symbol=symbol,
-            timeframe=timeframe,
-            market_type=market_type,
-            kind=kind,
-        )
-        if not path.exists():
-            return None
-        dates = self._read_dates(path)
+        dates = self._stored_dates(exchange, symbol, timeframe, market_type, kind)
         return dates[-1] if len(dates) else None
 
     def list(self) -> pd.DataFrame:
@@ -426,13 +401,8 @@ class ParquetStore:
         ``os.replace``): after a crash it holds either the old or the new series, never a mix.
         """
         _check_kind(kind)
-        path = self.path(
-            exchange=exchange,
-            symbol=symbol,
-            timeframe=timeframe,
-            market_type=market_type,
-            kind=kind,
-        )
+        path = self.path(exchange=exchange, symbol=symbol, timeframe=timeframe,
+                         market_type=market_type, kind=kind)
         source = f"merge into {path}"
         new = _canonical(df, kind, source)
         if new.empty:
@@ -487,6 +457,11 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _utc_index(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Stored times as UTC nanoseconds (files written without a time zone are UTC)."""
+    return (index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")).as_unit("ns")
 
 
 def _utc(value: pd.Timestamp | str) -> pd.Timestamp:

@@ -52,9 +52,13 @@ from quantum_trading.risk.sizing import (
     volatility_target,
 )
 from quantum_trading.risk.stress import (
-    SCENARIO_KINDS,
     STRESS_COLUMNS,
     PositionsSnapshot,
+    run_stress,
+    stress_positions,
+)
+from quantum_trading.risk.stress_scenarios import (
+    SCENARIO_KINDS,
     Scenario,
     correlation_one_shock,
     default_scenarios,
@@ -62,8 +66,6 @@ from quantum_trading.risk.stress import (
     historical_scenarios,
     liquidity_drain,
     price_shock,
-    run_stress,
-    stress_positions,
     volatility_shock,
     worst_windows,
 )

@@ -349,27 +349,46 @@ def estimate_rows(
     p = 1.0 - alpha
     linear = quantile_method == "linear"
     k = rows.shape[0]
-    h = float(horizon_bars)
     if method == "historical":
         out = historical_var_es_nb(rows, p, linear, np.empty((2, k)))
-        var, es = out[0], out[1]
     elif method == "fhs":
         out = fhs_var_es_nb(rows, p, linear, ewma_lambda, np.empty((2, k)))
-        var, es = out[0], out[1]
-    elif method == "student_t":
-        loc, scale, dof = _t_params(rows, t_fit)
-        var, es = student_t_var_es(loc, scale, dof, alpha)
+    elif method == "student_t" and t_fit == "mle":
+        fit = t_fit_mle_nb(rows, np.empty((5, k)))
+        return scale_to_horizon(*student_t_var_es(fit[0], fit[1], fit[2], alpha), horizon_bars)
     else:
-        mom = moments_nb(rows, np.empty((4, k)))
-        if method == "gaussian":
-            return gaussian_var_es(h * mom[0], math.sqrt(h) * mom[1], alpha)
+        return moments_var_es(method, moments_nb(rows, np.empty((4, k))), alpha, horizon_bars)
+    return scale_to_horizon(out[0], out[1], horizon_bars)
+
+
+def moments_var_es(
+    method: str, mom: np.ndarray, alpha: float, horizon_bars: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """VaR and ES of the moment-based methods (``"gaussian"``, ``"student_t"`` fitted by
+    moments, ``"cornish_fisher"``) from ``mom`` = rows of mean, std, skewness and excess
+    kurtosis (as :func:`~quantum_trading.risk.measures_nb.moments_nb` returns them)."""
+    if method == "gaussian":
+        h = float(horizon_bars)
+        return gaussian_var_es(h * mom[0], math.sqrt(h) * mom[1], alpha)
+    if method == "student_t":
+        var, es = student_t_var_es(*moments_t_params(mom[0], mom[1], mom[3]), alpha)
+    else:
         var, es = cornish_fisher_var_es(mom[0], mom[1], mom[2], mom[3], alpha)
+    return scale_to_horizon(var, es, horizon_bars)
+
+
+def scale_to_horizon(
+    var: np.ndarray, es: np.ndarray, horizon_bars: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-bar VaR and ES times ``sqrt(horizon_bars)`` (the non-Gaussian horizon rule), as
+    float64 arrays."""
     if horizon_bars != 1:
-        var, es = var * math.sqrt(h), es * math.sqrt(h)
+        root = math.sqrt(float(horizon_bars))
+        var, es = var * root, es * root
     return np.asarray(var, dtype=np.float64), np.asarray(es, dtype=np.float64)
 
 
-def _check_common(
+def check_common(
     method: object,
     alpha: object,
     horizon_bars: object,
@@ -377,6 +396,7 @@ def _check_common(
     t_fit: object,
     ewma_lambda: object,
 ) -> tuple[str, float, int, str, str, float]:
+    """The arguments shared by :func:`var_es` and its relatives, checked in this order."""
     return (
         check_choice(method, "method", METHODS),
         check_alpha(alpha),
@@ -435,7 +455,7 @@ def var_es(
     >>> round(var_es(r, "gaussian", 0.99).var, 4)  # 0.002 + 2.3263 * 0.01744
     0.0422
     """
-    method, alpha, horizon_bars, quantile_method, t_fit, ewma_lambda = _check_common(
+    method, alpha, horizon_bars, quantile_method, t_fit, ewma_lambda = check_common(
         method, alpha, horizon_bars, quantile_method, t_fit, ewma_lambda
     )
     rows, labels, several = returns_matrix(returns)
@@ -491,15 +511,8 @@ def value_at_risk(
     >>> value_at_risk(r, "historical", 0.99)  # the ceil(101 * 0.01) = 2nd smallest return
     0.049
     """
-    return var_es(
-        returns,
-        method,
-        alpha,
-        horizon_bars=horizon_bars,
-        quantile_method=quantile_method,
-        t_fit=t_fit,
-        ewma_lambda=ewma_lambda,
-    ).var
+    return var_es(returns, method, alpha, horizon_bars=horizon_bars,
+                  quantile_method=quantile_method, t_fit=t_fit, ewma_lambda=ewma_lambda).var
 
 
 def expected_shortfall(
@@ -520,15 +533,8 @@ def expected_shortfall(
     >>> round(expected_shortfall(r, "historical", 0.99), 6)  # (0.05 + 0.01 * 0.049) / 1.01
     0.04999
     """
-    return var_es(
-        returns,
-        method,
-        alpha,
-        horizon_bars=horizon_bars,
-        quantile_method=quantile_method,
-        t_fit=t_fit,
-        ewma_lambda=ewma_lambda,
-    ).es
+    return var_es(returns, method, alpha, horizon_bars=horizon_bars,
+                  quantile_method=quantile_method, t_fit=t_fit, ewma_lambda=ewma_lambda).es
 
 
 def fit_student_t(

@@ -67,6 +67,14 @@ def _frame(returns: object) -> tuple[np.ndarray, pd.Index]:
     return rows, labels  # type: ignore[return-value]
 
 
+def _inputs(returns: object, weights: object, what: str) -> tuple[np.ndarray, pd.Index, np.ndarray]:
+    """Checked returns rows (at least 10 per asset), their labels and the aligned weights."""
+    rows, labels = _frame(returns)
+    if rows.shape[1] < 10:
+        raise ValueError(f"returns has {rows.shape[1]} rows; {what} needs at least 10")
+    return rows, labels, _weights(weights, labels)
+
+
 def _weights(weights: object, labels: pd.Index) -> np.ndarray:
     """Weights aligned to the columns of ``returns``; every column needs one, no extras."""
     if isinstance(weights, Mapping | pd.Series):
@@ -145,15 +153,8 @@ def portfolio_var_es(
     VaRES(var=0.005, es=0.005)
     """
     series = portfolio_returns(returns, weights)
-    return var_es(
-        series,
-        method,
-        alpha,
-        horizon_bars=horizon_bars,
-        quantile_method=quantile_method,
-        t_fit=t_fit,
-        ewma_lambda=ewma_lambda,
-    )
+    return var_es(series, method, alpha, horizon_bars=horizon_bars,
+                  quantile_method=quantile_method, t_fit=t_fit, ewma_lambda=ewma_lambda)
 
 
 def component_var(
@@ -202,10 +203,7 @@ def component_var(
     """
     alpha = check_alpha(alpha)
     horizon_bars = check_int(horizon_bars, "horizon_bars", 1)
-    rows, labels = _frame(returns)
-    if rows.shape[1] < 10:
-        raise ValueError(f"returns has {rows.shape[1]} rows; component VaR needs at least 10")
-    w = _weights(weights, labels)
+    rows, labels, w = _inputs(returns, weights, "component VaR")
     note = horizon_note("gaussian", horizon_bars, (w @ rows)[None, :])
     if note is not None:
         warn_horizon(note)
@@ -265,12 +263,8 @@ def monte_carlo_var_es(
 
     Parameters
     ----------
-    returns:
-        Per-bar simple returns, one column per asset (finite, >= 10 rows).
-    weights:
-        Signed exposure per asset as a multiple of equity.
-    alpha:
-        Confidence level in (0, 1).
+    returns, weights, alpha:
+        As in :func:`component_var`.
     n_draws:
         Number of simulated bars, at least ``max(100, ceil(1 / (1 - alpha)))``.
     distribution:
@@ -312,10 +306,7 @@ def monte_carlo_var_es(
     n_draws = check_int(n_draws, "n_draws", need)
     if seed is not None:
         seed = check_int(seed, "seed", 0)
-    rows, labels = _frame(returns)
-    if rows.shape[1] < 10:
-        raise ValueError(f"returns has {rows.shape[1]} rows; Monte Carlo VaR needs at least 10")
-    w = _weights(weights, labels)
+    rows, labels, w = _inputs(returns, weights, "Monte Carlo VaR")
     port = (w @ rows)[None, :]
     note = horizon_note(
         "gaussian" if distribution == "normal" else "monte_carlo_t", horizon_bars, port

@@ -12,28 +12,20 @@ and costs a few passes over each window).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from quantum_trading.risk.measures import (
-    METHODS,
-    QUANTILE_METHODS,
-    T_FITS,
     QuantileMethod,
     TFit,
     VaRMethod,
-    check_alpha,
-    check_choice,
+    check_common,
     check_int,
     check_length,
-    check_unit_float,
-    cornish_fisher_var_es,
-    gaussian_var_es,
     horizon_note,
-    moments_t_params,
+    moments_var_es,
     returns_matrix,
+    scale_to_horizon,
     student_t_var_es,
     warn_horizon,
 )
@@ -85,12 +77,9 @@ def rolling_var_es(
     >>> rolling_var_es(r, 100, "historical", 0.95).dropna().iloc[0].tolist()
     [0.02, 0.02]
     """
-    method = check_choice(method, "method", METHODS)
-    alpha = check_alpha(alpha)
-    horizon_bars = check_int(horizon_bars, "horizon_bars", 1)
-    quantile_method = check_choice(quantile_method, "quantile_method", QUANTILE_METHODS)
-    t_fit = check_choice(t_fit, "t_fit", T_FITS)
-    ewma_lambda = check_unit_float(ewma_lambda, "ewma_lambda")
+    method, alpha, horizon_bars, quantile_method, t_fit, ewma_lambda = check_common(
+        method, alpha, horizon_bars, quantile_method, t_fit, ewma_lambda
+    )
     if not isinstance(returns, pd.Series):
         raise TypeError(f"returns must be a pandas Series, got {type(returns).__name__}")
     window = check_int(window, "window", 1)
@@ -119,29 +108,20 @@ def _rolling(
     p = 1.0 - alpha
     linear = quantile_method == "linear"
     n = x.shape[0]
-    h = float(horizon_bars)
     if method == "historical":
         out = rolling_historical_nb(x, window, p, linear, np.empty((2, n)))
-        var, es = out[0], out[1]
     elif method == "fhs":
         out = rolling_fhs_nb(x, window, p, linear, ewma_lambda, np.empty((2, n)))
-        var, es = out[0], out[1]
     elif method == "student_t" and t_fit == "mle":
-        out = rolling_t_mle_nb(x, window, np.empty((5, n)))
+        fit = rolling_t_mle_nb(x, window, np.empty((5, n)))
         with np.errstate(invalid="ignore"):
-            var, es = student_t_var_es(out[0], out[1], out[2], alpha)
+            var, es = student_t_var_es(fit[0], fit[1], fit[2], alpha)
+        return scale_to_horizon(var, es, horizon_bars)
     else:
         mom = rolling_moments_nb(x, window, np.empty((4, n)))
         with np.errstate(invalid="ignore"):
-            if method == "gaussian":
-                return gaussian_var_es(h * mom[0], math.sqrt(h) * mom[1], alpha)
-            if method == "student_t":
-                var, es = student_t_var_es(*moments_t_params(mom[0], mom[1], mom[3]), alpha)
-            else:
-                var, es = cornish_fisher_var_es(mom[0], mom[1], mom[2], mom[3], alpha)
-    if horizon_bars != 1:
-        var, es = var * math.sqrt(h), es * math.sqrt(h)
-    return np.asarray(var, dtype=np.float64), np.asarray(es, dtype=np.float64)
+            return moments_var_es(method, mom, alpha, horizon_bars)
+    return scale_to_horizon(out[0], out[1], horizon_bars)
 
 
 def rolling_var(
@@ -163,16 +143,8 @@ def rolling_var(
     >>> float(rolling_var(r, 100, "historical", 0.99).iloc[-1])
     0.02
     """
-    frame = rolling_var_es(
-        returns,
-        window,
-        method,
-        alpha,
-        horizon_bars=horizon_bars,
-        quantile_method=quantile_method,
-        t_fit=t_fit,
-        ewma_lambda=ewma_lambda,
-    )
+    frame = rolling_var_es(returns, window, method, alpha, horizon_bars=horizon_bars,
+                           quantile_method=quantile_method, t_fit=t_fit, ewma_lambda=ewma_lambda)
     return frame["var"].rename(f"var_{method}")
 
 
@@ -195,14 +167,6 @@ def rolling_es(
     >>> float(rolling_es(r, 100, "historical", 0.99).iloc[-1])
     0.02
     """
-    frame = rolling_var_es(
-        returns,
-        window,
-        method,
-        alpha,
-        horizon_bars=horizon_bars,
-        quantile_method=quantile_method,
-        t_fit=t_fit,
-        ewma_lambda=ewma_lambda,
-    )
+    frame = rolling_var_es(returns, window, method, alpha, horizon_bars=horizon_bars,
+                           quantile_method=quantile_method, t_fit=t_fit, ewma_lambda=ewma_lambda)
     return frame["es"].rename(f"es_{method}")
