@@ -83,6 +83,8 @@ def make_client(
     api_key_env: str | None = None,
     secret_env: str | None = None,
     timeout_ms: int = 30_000,
+    rate_limit_ms: float | None = None,
+    asynchronous: bool = False,
 ) -> ccxt.Exchange:
     """A ccxt client with rate limiting on, optionally pointed at our local exchange.
 
@@ -98,6 +100,17 @@ def make_client(
         needed for market data. Keys are read from the environment only, never logged.
     timeout_ms:
         HTTP timeout of one request (ms).
+    rate_limit_ms:
+        ccxt's ``rateLimit`` (ms per unit of request weight; the throttle stays on); None keeps
+        the exchange's own value.
+    asynchronous:
+        Build the ``ccxt.async_support`` client (coroutines; close it with ``await
+        client.close()``) instead of the synchronous one.
+
+    With ``base_url`` on a Binance client, ccxt's choice of error table (made from the host
+    name, ``fapi.binance.com`` …) is made from the URL path instead (``/fapi/`` → USDⓈ-M,
+    ``/dapi/`` → COIN-M, ``/api/`` and ``/sapi/`` → spot, …), so that the local exchange's
+    error codes map to the same ccxt exceptions as Binance's.
 
     Raises
     ------
@@ -112,14 +125,21 @@ def make_client(
     >>> client.urls["api"]["fapiPublic"]
     'http://127.0.0.1:8765/fapi/v1'
     """
-    exchange_class = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
+    module: Any = ccxt
+    if asynchronous:
+        import ccxt.async_support as module
+    exchange_class = getattr(module, exchange_id, None) if exchange_id in ccxt.exchanges else None
     if exchange_class is None:
         raise ValueError(
             f"exchange id {exchange_id!r} is not a ccxt exchange (e.g. 'binanceusdm', 'bybit', 'okx')"
         )
     if timeout_ms <= 0:
         raise ValueError(f"timeout_ms must be > 0, got {timeout_ms}")
+    if rate_limit_ms is not None and not rate_limit_ms > 0:
+        raise ValueError(f"rate_limit_ms must be > 0, got {rate_limit_ms}")
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_ms)}
+    if rate_limit_ms is not None:
+        config["rateLimit"] = rate_limit_ms
     for option, variable in (("apiKey", api_key_env), ("secret", secret_env)):
         if variable is None:
             continue
@@ -137,7 +157,34 @@ def make_client(
         client.urls["api"] = _rewrite_urls(client.urls["api"], f"{parts.scheme}://{parts.netloc}")
         if isinstance(client.options.get("fetchCurrencies"), bool):
             client.options["fetchCurrencies"] = False  # wallet endpoints are not served locally
+        if "linear" in getattr(client, "exceptions", {}) and hasattr(client, "get_exceptions_by_url"):
+            client.get_exceptions_by_url = _exceptions_by_path(client)
     return client
+
+
+_PATH_MARKET_TYPES = (
+    ("/fapi/", "linear"),
+    ("/dapi/", "inverse"),
+    ("/eapi/", "option"),
+    ("/papi/", "portfolioMargin"),
+    ("/sapi/", "spot"),
+    ("/api/", "spot"),
+)
+
+
+def _exceptions_by_path(client: Any) -> Callable[[str | None, str], dict]:
+    """Binance's ``get_exceptions_by_url`` keyed on the URL path, not the host name."""
+
+    def get_exceptions_by_url(url: str | None, exact_or_broad: str) -> dict:
+        if url is None:
+            return {}
+        path = urlsplit(url).path
+        for prefix, market_type in _PATH_MARKET_TYPES:
+            if path.startswith(prefix):
+                return dict(client.exceptions.get(market_type, {}).get(exact_or_broad, {}))
+        return {}
+
+    return get_exceptions_by_url
 
 
 # ---------------------------------------------------------------------------------------- reports
