@@ -59,7 +59,6 @@ import json
 import os
 import platform
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -73,6 +72,8 @@ import pandas as pd
 from backtesting import Strategy
 from backtesting.lib import crossover
 
+from _bars import SOURCE, load_bars
+from _timing import best_of, rotating
 from quantum_trading.domain import BINANCE_BTCUSDT_PERP, Signals, StopSpec
 from quantum_trading.features import sma
 from quantum_trading.paths import real_data_dir
@@ -80,7 +81,6 @@ from quantum_trading.sim import AccountConfig, CostsConfig, new_state, prepare, 
 from quantum_trading.sim.records import A_EQUITY
 from quantum_trading.sim.state import SimState, readonly_2d
 
-SOURCE = "binance/futures/BTC_USDT_USDT-1m-futures.feather"
 CASH_USD = 10_000_000.0  # large enough that min notional and lot size never bind
 FEE = 0.0004  # taker fee, fraction (Binance USDⓈ-M: 4 bps)
 SLIPPAGE = 0.0001  # fraction of price (1 bp)
@@ -93,23 +93,6 @@ LEVERAGE = 2.0
 
 
 # -- data and signals ---------------------------------------------------------------------------
-def load_bars(n_bars: int, data_dir: Path) -> pd.DataFrame:
-    """Real BTC 1m bars tiled to ``n_bars`` with a continuous, positive price path."""
-    frame = pd.read_feather(data_dir / SOURCE)
-    base = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
-    copies = -(-n_bars // len(base))
-    blocks = []
-    scale = 1.0
-    for _ in range(copies):
-        block = base.copy()
-        block[:, :4] *= scale
-        blocks.append(block)
-        scale *= base[-1, 3] / base[0, 0]  # the next copy opens at this copy's last close
-    values = np.concatenate(blocks)[:n_bars]
-    index = pd.date_range("2023-07-04", periods=n_bars, freq="1min", tz="UTC")
-    return pd.DataFrame(values, index=index, columns=["open", "high", "low", "close", "volume"])
-
-
 def cross_events(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Entries where ``fast`` crosses above ``slow`` (strictly, bar to bar), exits where it
     crosses below; NaN compares False. Decided at the bar's close."""
@@ -194,30 +177,6 @@ class SmaCrossLong(Strategy):
             self.buy()
         elif crossover(self.sma2, self.sma1):
             self.position.close()
-
-
-# -- timing ---------------------------------------------------------------------------------------
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Best wall time of ``repeat`` calls, and the last result."""
-    return rotating({"fn": fn}, repeat)["fn"]
-
-
-def rotating(candidates: dict[str, Callable[[], Any]], repeat: int
-             ) -> dict[str, tuple[float, Any]]:
-    """Best wall time of each candidate over ``repeat`` rounds, and its last result.
-
-    Each round calls every candidate once, starting one further along the list each time,
-    so that a burst of load from other processes hits all of them alike."""
-    names = list(candidates)
-    best = dict.fromkeys(names, float("inf"))
-    last: dict[str, Any] = {}
-    for r in range(repeat):
-        for k in range(len(names)):
-            name = names[(r + k) % len(names)]
-            t0 = time.perf_counter()
-            last[name] = candidates[name]()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return {name: (best[name], last[name]) for name in names}
 
 
 # -- (a) single run -----------------------------------------------------------------------------
