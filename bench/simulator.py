@@ -12,19 +12,26 @@ are real, the path is continuous and prices stay positive (the splice of
     0.5 bp half-spread).
 
     * ours: the public :func:`quantum_trading.sim.simulate` end to end (validation, kernel,
-      the :class:`SimResult` with fills/orders/trades frames), **perp mechanics on**: the
-      ``BINANCE_BTCUSDT_PERP`` instrument (10 maintenance-margin tiers, liquidation checked
-      against every bar's adverse extreme), 2x leverage account with target 1.0, default
-      funding 0.01 % every 8 h. ``ours_kernel`` also times the bare kernel loop
-      (:func:`quantum_trading.sim.run_arrays` on prepared arrays) for reference;
+      the :class:`SimResult`, whose pandas frames are built when first read), **perp
+      mechanics on**: the ``BINANCE_BTCUSDT_PERP`` instrument (10 maintenance-margin tiers,
+      liquidation checked against every bar's adverse extreme), 2x leverage account with
+      target 1.0, default funding 0.01 % every 8 h. ``ours_full`` also reads every result
+      frame (equity, positions, costs, fills, orders, trades); ``ours_kernel`` times the bare
+      kernel loop (:func:`quantum_trading.sim.run_arrays` on prepared arrays);
+      ``ours_bt_window`` times ``simulate()`` on backtesting.py's window (its first
+      ``--bt-bars`` bars);
     * vectorbt: ``Portfolio.from_signals`` on the same entries/exits shifted one bar with
       ``price=open`` (so it also fills at the next open), ``sl_stop``, ``tp_stop``,
       ``stop_entry_price="fillprice"``, ``stop_exit_price="stopmarket"``, ``fees``,
       ``slippage``; timed alone and with ``pf.value()`` (the equity curve, which ours
       always produces);
-    * backtesting.py: a Strategy that reads the same precomputed entries/exits and calls
-      ``buy(sl=, tp=)`` / ``position.close()``, ``commission=0.0004``, ``spread=0.00015``,
-      on the first ``--bt-bars`` bars (it is a per-bar Python loop).
+    * backtesting.py: a Strategy whose ``next()`` only reads the same precomputed
+      entries/exits and calls ``buy(sl=, tp=)`` (0.5 % / 1 % from the decision bar's close,
+      checked from the entry bar on, as ours) / ``position.close()``, ``commission=0.0004``
+      (taker fee on entry and exit, as ours), ``spread=0.00015`` (slippage + half-spread, which
+      it charges on entries only; no funding, margin or liquidation), on the first
+      ``--bt-bars`` bars (it is a per-bar Python loop); ratios against it are in bars per
+      second, and also on the same window (``ours_bt_window``).
 
 (b) **Parameter sweep** (``--sweep-bars``, default 100,000): the same SMA-cross rule on a
     10 x 10 grid (fast 5..50 step 5, slow 60..240 step 20), fees and slippage, no stops.
@@ -33,9 +40,11 @@ are real, the path is continuous and prices stay positive (the splice of
       entry/exit events and targets per pair with numpy, the bars, parameters and funding
       prepared once (:func:`quantum_trading.sim.prepare`), then the kernel loop
       (:func:`run_arrays`) once per pair, reusing the state's buffers; final equity per pair.
-      Same perp mechanics as (a). Also timed: the same through the public
-      :func:`simulate` per pair (validation and a full result each time), and the kernel
-      sweep split over one forked process per core (equal cores with ``Backtest.optimize``);
+      Same perp mechanics as (a). Also timed: the public sweep API
+      (:func:`quantum_trading.sim.simulate_prepared`: ``prepare()`` once, then one call per
+      pair with its target array, each returning a :class:`SimResult`), the public
+      :func:`simulate` per pair (validation each time), and the kernel sweep split over one
+      forked process per core (equal cores with ``Backtest.optimize``);
     * vectorbt: ``vbt.MA.run`` over the repeated/tiled window lists (100 columns each),
       ``ma_crossed_above`` / ``ma_crossed_below``, shifted one bar, one ``from_signals`` call
       over the 100 columns, then ``pf.final_value()``;
@@ -77,7 +86,15 @@ from _timing import best_of, rotating
 from quantum_trading.domain import BINANCE_BTCUSDT_PERP, Signals, StopSpec
 from quantum_trading.features import sma
 from quantum_trading.paths import real_data_dir
-from quantum_trading.sim import AccountConfig, CostsConfig, new_state, prepare, run_arrays, simulate
+from quantum_trading.sim import (
+    AccountConfig,
+    CostsConfig,
+    new_state,
+    prepare,
+    run_arrays,
+    simulate,
+    simulate_prepared,
+)
 from quantum_trading.sim.records import A_EQUITY
 from quantum_trading.sim.state import SimState, readonly_2d
 
@@ -187,6 +204,15 @@ def single_ours(bars: pd.DataFrame, target: np.ndarray) -> Any:
                     account=perp_account())
 
 
+def single_ours_full(bars: pd.DataFrame, target: np.ndarray) -> Any:
+    """:func:`single_ours` with every result frame built (what a report reads)."""
+    res = single_ours(bars, target)
+    for name in ("equity", "cash", "positions", "margin_ratio", "costs", "fills", "orders",
+                 "trades", "per_asset"):
+        getattr(res, name)
+    return res
+
+
 def single_ours_kernel(bars: pd.DataFrame, target: np.ndarray) -> Callable[[], SimState]:
     """The bare kernel loop on prepared arrays (what a sweep repeats)."""
     signals = Signals(pd.Series(target, index=bars.index, name="BTC/USDT:USDT"),
@@ -248,9 +274,9 @@ def _fresh(template: SimState) -> SimState:
     small = new_state(1, CASH_USD, n_bars=1, n_tiers_max=template.scratch.shape[0] - 3,
                       fills_capacity=1, orders_capacity=1, trades_capacity=1)
     return small._replace(fills=template.fills, orders=template.orders, trades=template.trades,
-                          out_cash=template.out_cash, out_equity=template.out_equity,
-                          out_positions=template.out_positions,
-                          out_margin_ratio=template.out_margin_ratio, out_cum=template.out_cum)
+                          out_equity=template.out_equity,
+                          out_margin_ratio=template.out_margin_ratio,
+                          snap_bar=template.snap_bar, snap=template.snap)
 
 
 def _grid() -> list[tuple[int, int]]:
@@ -305,9 +331,26 @@ def sweep_ours_parallel(bars: pd.DataFrame, processes: int) -> dict[tuple[int, i
     return out
 
 
+def sweep_ours_prepared(bars: pd.DataFrame) -> dict[tuple[int, int], float]:
+    """The same sweep through the public sweep API: :func:`prepare` once, then
+    :func:`simulate_prepared` with each pair's target array (a :class:`SimResult` each)."""
+    close = bars["close"]
+    mas = {p: sma(close, p).to_numpy() for p in sorted(set(SWEEP_FAST) | set(SWEEP_SLOW))}
+    dummy = Signals(pd.Series(np.nan, index=bars.index, name="BTC/USDT:USDT"))
+    prep = prepare(bars, dummy, instruments=BINANCE_BTCUSDT_PERP, costs=perp_costs(),
+                   account=perp_account())
+    out: dict[tuple[int, int], float] = {}
+    for f in SWEEP_FAST:
+        for s in SWEEP_SLOW:
+            entries, exits = cross_events(mas[f], mas[s])
+            res = simulate_prepared(prep, events_target(entries, exits))
+            out[(f, s)] = res.final_equity_usd
+    return out
+
+
 def sweep_ours_api(bars: pd.DataFrame) -> dict[tuple[int, int], float]:
-    """The same sweep through the public :func:`simulate` per pair (validation and a full
-    :class:`SimResult` each time): what a caller gets without touching the kernel."""
+    """The same sweep through the public :func:`simulate` per pair (validation and a
+    :class:`SimResult` each time)."""
     close = bars["close"]
     mas = {p: sma(close, p).to_numpy() for p in sorted(set(SWEEP_FAST) | set(SWEEP_SLOW))}
     out: dict[tuple[int, int], float] = {}
@@ -413,33 +456,42 @@ def main(argv: list[str] | None = None) -> int:
     kernel()
     timed = rotating({
         "ours": lambda: single_ours(bars, target),
+        "ours_full": lambda: single_ours_full(bars, target),
         "kernel": kernel,
         "vbt": lambda: single_vbt(vbars, entries, exits, False),
         "vbt_value": lambda: single_vbt(vbars, entries, exits, True),
     }, args.repeat)
     (t_ours, res), (t_kernel, _) = timed["ours"], timed["kernel"]
+    t_full = timed["ours_full"][0]
     (t_vbt, pf), (t_vbt_value, _) = timed["vbt"], timed["vbt_value"]
     reasons = res.trades["exit_reason"].value_counts().to_dict()
     single: dict[str, Any] = {
         "bars": args.bars,
         "ours_s": t_ours, "ours_bars_per_s": args.bars / t_ours,
+        "ours_full_s": t_full, "ours_full_bars_per_s": args.bars / t_full,
         "ours_kernel_s": t_kernel, "ours_kernel_bars_per_s": args.bars / t_kernel,
         "ours_trades": len(res.trades), "ours_exit_reasons": reasons,
         "ours_funding_usd": float(res.totals["funding_usd"]),
         "vbt_s": t_vbt, "vbt_bars_per_s": args.bars / t_vbt,
         "vbt_with_value_s": t_vbt_value, "vbt_with_value_bars_per_s": args.bars / t_vbt_value,
         "vbt_trades": int(pf.trades.count()),
-        "ours_vs_vbt": t_vbt / t_ours, "ours_vs_vbt_with_value": t_vbt_value / t_ours,
+        "ours_vs_vbt": t_vbt / t_ours, "ours_full_vs_vbt_with_value": t_vbt_value / t_full,
+        "ours_vs_vbt_with_value": t_vbt_value / t_ours,
     }
     if not args.skip_bt:
         bt_bars = all_bars.iloc[: args.bt_bars]
         e_bt, x_bt = cross_events(sma(bt_bars["close"], FAST).to_numpy(),
                                   sma(bt_bars["close"], SLOW).to_numpy())
         t_bt, stats = best_of(lambda: single_bt(bt_bars, e_bt, x_bt), args.bt_repeat)
+        target_bt = events_target(e_bt, x_bt)
+        t_win, res_win = best_of(lambda: single_ours(bt_bars, target_bt), args.repeat)
         single.update({
             "bt_bars": args.bt_bars, "bt_s": t_bt, "bt_bars_per_s": args.bt_bars / t_bt,
             "bt_trades": int(stats["# Trades"]),
+            "ours_bt_window_s": t_win, "ours_bt_window_bars_per_s": args.bt_bars / t_win,
+            "ours_bt_window_trades": len(res_win.trades),
             "ours_vs_bt": (args.bars / t_ours) / (args.bt_bars / t_bt),
+            "ours_vs_bt_same_window": t_bt / t_win,
         })
     report["single"] = single
 
@@ -452,23 +504,27 @@ def main(argv: list[str] | None = None) -> int:
     processes = os.cpu_count() or 1
     timed = rotating({
         "ours": lambda: sweep_ours(sbars),
+        "prepared": lambda: sweep_ours_prepared(sbars),
         "api": lambda: sweep_ours_api(sbars),
         "parallel": lambda: sweep_ours_parallel(sbars, processes),
         "vbt": lambda: sweep_vbt(vsbars),
     }, args.repeat)
     (t_sw, finals), (t_sw_api, finals_api) = timed["ours"], timed["api"]
+    t_sw_prep, finals_prep = timed["prepared"]
     t_sw_par, finals_par = timed["parallel"]
     t_sw_vbt, finals_vbt = timed["vbt"]
-    assert finals_api == finals == finals_par, "the sweep variants disagree"
+    assert finals_api == finals == finals_par == finals_prep, "the sweep variants disagree"
     work = args.sweep_bars * n_pairs
     sweep: dict[str, Any] = {
         "bars": args.sweep_bars, "pairs": n_pairs,
         "ours_s": t_sw, "ours_bar_runs_per_s": work / t_sw,
+        "ours_prepared_s": t_sw_prep, "ours_prepared_bar_runs_per_s": work / t_sw_prep,
         "ours_api_s": t_sw_api, "ours_api_bar_runs_per_s": work / t_sw_api,
         "ours_parallel_processes": processes, "ours_parallel_s": t_sw_par,
         "ours_parallel_bar_runs_per_s": work / t_sw_par,
         "vbt_s": t_sw_vbt, "vbt_bar_runs_per_s": work / t_sw_vbt,
-        "ours_vs_vbt": t_sw_vbt / t_sw, "ours_api_vs_vbt": t_sw_vbt / t_sw_api,
+        "ours_vs_vbt": t_sw_vbt / t_sw, "ours_prepared_vs_vbt": t_sw_vbt / t_sw_prep,
+        "ours_api_vs_vbt": t_sw_vbt / t_sw_api,
         "ours_best_pair": list(max(finals, key=finals.get)),
         "vbt_best_pair": [int(v) for v in finals_vbt.idxmax()],
     }
@@ -497,38 +553,55 @@ def _fmt_rate(x: float) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """The report as a markdown table (rates in bars or bar-runs per second)."""
     s, w = report["single"], report["sweep"]
+    bt, btw = "bt_s" in s, "bt_s" in w
+
+    def vs_bt(rate: float) -> str:
+        return f"{rate / s['bt_bars_per_s']:.0f}x" if bt else "—"
+
+    def vs_bt_sweep(rate: float) -> str:
+        return f"{rate / w['bt_bar_runs_per_s']:.0f}x" if btw else "—"
+
     rows = [
         "| workload | ours | vectorbt | backtesting.py | ours / vectorbt | ours / backtesting.py |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
-        f"| (a) single run, {s['bars']:,} bars, bars/s | {_fmt_rate(s['ours_bars_per_s'])} "
-        f"({s['ours_s'] * 1e3:.0f} ms) | {_fmt_rate(s['vbt_bars_per_s'])} "
-        f"({s['vbt_s'] * 1e3:.0f} ms) | "
+        f"| (a1) single run, {s['bars']:,} bars, `simulate()`, bars/s | "
+        f"{_fmt_rate(s['ours_bars_per_s'])} ({s['ours_s'] * 1e3:.0f} ms) | "
+        f"{_fmt_rate(s['vbt_bars_per_s'])} ({s['vbt_s'] * 1e3:.0f} ms) | "
         + (f"{_fmt_rate(s['bt_bars_per_s'])} ({s['bt_bars']:,} bars, {s['bt_s']:.1f} s)"
-           if "bt_s" in s else "—")
-        + f" | {s['ours_vs_vbt']:.2f}x | "
-        + (f"{s['ours_vs_bt']:.0f}x" if "bt_s" in s else "—") + " |",
-        f"| (a') same, vectorbt incl. `pf.value()` | | {_fmt_rate(s['vbt_with_value_bars_per_s'])}"
-        f" ({s['vbt_with_value_s'] * 1e3:.0f} ms) | | {s['ours_vs_vbt_with_value']:.2f}x | |",
-        f"| (a'') ours bare kernel loop | {_fmt_rate(s['ours_kernel_bars_per_s'])} "
+           if bt else "—")
+        + f" | {s['ours_vs_vbt']:.2f}x | {vs_bt(s['ours_bars_per_s'])} |",
+        f"| (a2) same, every result frame built; vectorbt incl. `pf.value()` | "
+        f"{_fmt_rate(s['ours_full_bars_per_s'])} ({s['ours_full_s'] * 1e3:.0f} ms) | "
+        f"{_fmt_rate(s['vbt_with_value_bars_per_s'])} ({s['vbt_with_value_s'] * 1e3:.0f} ms) | | "
+        f"{s['ours_full_vs_vbt_with_value']:.2f}x | {vs_bt(s['ours_full_bars_per_s'])} |",
+        f"| (a3) ours, bare kernel loop | {_fmt_rate(s['ours_kernel_bars_per_s'])} "
         f"({s['ours_kernel_s'] * 1e3:.0f} ms) | | | {s['vbt_s'] / s['ours_kernel_s']:.2f}x | "
-        + (f"{s['ours_kernel_bars_per_s'] / s['bt_bars_per_s']:.0f}x" if "bt_s" in s else "")
-        + " |",
-        f"| (b) sweep {w['pairs']} pairs x {w['bars']:,} bars, bar-runs/s | "
+        f"{vs_bt(s['ours_kernel_bars_per_s'])} |",
+    ]
+    if bt:
+        rows.append(
+            f"| (a4) `simulate()` on backtesting.py's {s['bt_bars']:,} bars "
+            f"({s['ours_bt_window_trades']:,} trades; its {s['bt_trades']:,}) | "
+            f"{_fmt_rate(s['ours_bt_window_bars_per_s'])} ({s['ours_bt_window_s'] * 1e3:.1f} ms)"
+            f" | | {_fmt_rate(s['bt_bars_per_s'])} ({s['bt_s']:.2f} s) | | "
+            f"{s['ours_vs_bt_same_window']:.0f}x |")
+    rows += [
+        f"| (b1) sweep {w['pairs']} pairs x {w['bars']:,} bars, kernel loop, bar-runs/s | "
         f"{_fmt_rate(w['ours_bar_runs_per_s'])} ({w['ours_s']:.2f} s) | "
         f"{_fmt_rate(w['vbt_bar_runs_per_s'])} ({w['vbt_s']:.2f} s) | "
         + (f"{_fmt_rate(w['bt_bar_runs_per_s'])} ({w['bt_bars']:,} bars, {w['bt_s']:.1f} s)"
-           if "bt_s" in w else "—")
-        + f" | {w['ours_vs_vbt']:.2f}x | "
-        + (f"{w['ours_vs_bt']:.0f}x" if "bt_s" in w else "—") + " |",
-        f"| (b') same sweep, ours through `simulate()` per pair | "
+           if btw else "—")
+        + f" | {w['ours_vs_vbt']:.2f}x | {vs_bt_sweep(w['ours_bar_runs_per_s'])} |",
+        f"| (b2) same sweep, `prepare()` once + `simulate_prepared()` per pair | "
+        f"{_fmt_rate(w['ours_prepared_bar_runs_per_s'])} ({w['ours_prepared_s']:.2f} s) | | | "
+        f"{w['ours_prepared_vs_vbt']:.2f}x | {vs_bt_sweep(w['ours_prepared_bar_runs_per_s'])} |",
+        f"| (b3) same sweep, `simulate()` per pair | "
         f"{_fmt_rate(w['ours_api_bar_runs_per_s'])} ({w['ours_api_s']:.2f} s) | | | "
-        f"{w['ours_api_vs_vbt']:.2f}x | "
-        + (f"{w['ours_api_bar_runs_per_s'] / w['bt_bar_runs_per_s']:.0f}x" if "bt_s" in w
-           else "") + " |",
-        f"| (b'') same sweep, ours on {w['ours_parallel_processes']} processes "
+        f"{w['ours_api_vs_vbt']:.2f}x | {vs_bt_sweep(w['ours_api_bar_runs_per_s'])} |",
+        f"| (b4) kernel sweep on {w['ours_parallel_processes']} processes "
         f"(bt.optimize's pool size) | {_fmt_rate(w['ours_parallel_bar_runs_per_s'])} "
         f"({w['ours_parallel_s']:.2f} s) | | | | "
-        + (f"{w['ours_parallel_vs_bt']:.0f}x" if "bt_s" in w else "—") + " |",
+        + (f"{w['ours_parallel_vs_bt']:.0f}x" if btw else "—") + " |",
     ]
     return "\n".join(rows) + "\n"
 

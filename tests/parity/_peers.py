@@ -134,8 +134,10 @@ def backtesting_py_setup(symbol: str, *, commission: float, cash: float, lot_siz
     * fills at the next open: our default timing;
     * whole units: ``lot_size=1`` (``1e-8`` for ``FractionalBacktest``'s satoshi units);
       units are rounded toward zero, as its ``int(...)``;
-    * ``size_with_costs=True``: units = ``equity / (open × (1 + commission))``, which is its
-      ``margin_available × (1 − ε) // (price + commission per unit)``;
+    * ``reversal_sizing="after_close"`` with ``size_with_costs=True``: its broker's order
+      handling and arithmetic. A reversal (``position.close(); sell()``) closes first, books
+      the exit commission, then sizes the new side from the cash left; every new position is
+      ``int(margin_available × (1 − ε) // (price + commission per unit))`` units;
     * commission on both entry and exit, on the fill value: taker and maker fee = commission;
     * no spread, slippage, impact or funding (its defaults), leverage 1 (``margin=1``), shorts
       allowed (the README SmaCross sells short), no maintenance tiers that could bind
@@ -147,7 +149,7 @@ def backtesting_py_setup(symbol: str, *, commission: float, cash: float, lot_siz
     costs = CostsConfig(half_spread_bps=0.0, slippage_bps=0.0, impact_k=0.0,
                         default_funding_rate=0.0)
     account = AccountConfig(initial_cash_usd=cash, leverage=1.0, allow_short=True,
-                            size_with_costs=True)
+                            size_with_costs=True, reversal_sizing="after_close")
     return instrument, costs, account
 
 

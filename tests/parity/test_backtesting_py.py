@@ -6,20 +6,17 @@ adapter on our SMA) run by :class:`quantum_trading.backtest.Backtest`, which cal
 
 Configuration (see :func:`tests.parity._peers.backtesting_py_setup`): next-open fills, the
 commission as taker and maker fee, whole units (lot size 1; satoshis for ``FractionalBacktest``),
-``size_with_costs=True`` so that units = ``equity / (open × (1 + commission))`` rounded down —
-backtesting.py's ``int(margin_available × leverage × (1 − ε) // (price × (1 + commission)))``
-(``_Broker._process_orders``) — no spread, slippage or funding. The runner gets
-``risk=None``: its default risk engine (10 % of equity per position, loss limits) would resize
-and block orders, and backtesting.py has none.
+no spread, slippage or funding, and ``reversal_sizing="after_close"`` with
+``size_with_costs=True``: backtesting.py's broker handling of the README's reversal
+(``position.close(); sell()``) — close first, pay the exit commission, size the new side from
+the cash left — and its arithmetic, ``int(margin_available × (1 − ε) // (price + commission per
+unit))`` units (``_Broker._process_orders``). The runner gets ``risk=None``: its default risk
+engine (10 % of equity per position, loss limits) would resize and block orders, and
+backtesting.py has none.
 
-What does not match, and why (see ``test_readme_smacross_commission_flip_sizing``): the README
-rule reverses the position in one bar (``position.close(); sell()``). backtesting.py closes
-first, books the exit commission, and sizes the new side from the cash that is left; our
-simulator makes one order ``new − old`` and sizes the new side from the equity at the open,
-before the exit fee. With a commission, a reversal can therefore be one whole unit larger in
-ours. Exact parity there needs a simulator option ("size a reversal from the equity after its
-closing leg"), which does not exist yet; long-only rules, and reversals without commission,
-match exactly.
+Our default (``reversal_sizing="net"``: one order ``new − old`` sized from the equity at the
+open, before the exit fee) makes some reversals one unit larger when there is a commission;
+``test_net_reversal_sizing_is_one_unit_larger`` pins down where and why.
 """
 
 from __future__ import annotations
@@ -78,13 +75,14 @@ def _run_peer(df: pd.DataFrame, strategy: type, *, cash: float, commission: floa
 
 
 def _run_ours(df: pd.DataFrame, symbol: str, *, short: bool, cash: float, commission: float,
-              lot_size: float = 1.0) -> SimResult:
+              lot_size: float = 1.0, reversal_sizing: str = "after_close") -> SimResult:
     """Our real path: the SmaCross strategy in the :class:`Backtest` runner (which calls
     ``strategy.signals`` then :func:`~quantum_trading.sim.simulate`)."""
     data = df.copy()
     data.attrs["symbol"] = symbol
     instrument, costs, account = backtesting_py_setup(symbol, commission=commission, cash=cash,
                                                       lot_size=lot_size)
+    account = account.model_copy(update={"reversal_sizing": reversal_sizing})
     result = Backtest(data, sma_cross_strategy(), instrument=instrument, costs=costs,
                       account=account, params={"n1": SmaCross.n1, "n2": SmaCross.n2,
                                                "short": short},
@@ -171,33 +169,44 @@ def test_smacross_long_only_goog_with_commission() -> None:
     assert stats["Commissions [$]"] > 0 and len(stats["_trades"]) > 30
 
 
-def test_readme_smacross_commission_flip_sizing() -> None:
-    """The README configuration (reversals and 0.2 % commission) does **not** match exactly,
-    and this test pins down why, so that the gap stays understood.
+def test_readme_smacross_goog_with_commission() -> None:
+    """The README configuration as it is: reversals and 0.2 % commission on GOOG, cash 10,000.
+    Identical trades (bars, sizes, prices, commissions, PnL), equity curve and final equity."""
+    df = _goog()
+    _check_no_repeated_crosses(df)
+    stats = _run_peer(df, SmaCross, cash=10_000, commission=0.002)
+    res = _run_ours(df, "GOOG", short=True, cash=10_000, commission=0.002)
+    diffs = _assert_same_run(res, stats)
+    assert diffs["final_equity"] <= TOL
+    assert stats["Commissions [$]"] > 0 and len(stats["_trades"]) > 50
+    # the run reverses with a commission at whole units: "net" sizing would not match here
+    net = _run_ours(df, "GOOG", short=True, cash=10_000, commission=0.002,
+                    reversal_sizing="net")
+    assert len(net.trades) != len(res.trades) or not np.array_equal(
+        net.trades["size"].to_numpy(), res.trades["size"].to_numpy())
 
-    Trades agree up to the first reversal where the two sizing rules round to different whole
-    units. There, with ``E`` the equity at the fill bar's open, ``p`` the open, ``c`` the
-    commission and ``q`` the size being closed:
 
-    * backtesting.py: ``floor((E − |q|·p·c) / (p·(1 + c)))`` — it closes first, pays the exit
-      commission, then sizes from the cash left;
-    * ours: ``floor(E / (p·(1 + c)))`` — one order ``new − old``, sized from the equity at the
-      open.
+def test_net_reversal_sizing_is_one_unit_larger() -> None:
+    """Why ``reversal_sizing="after_close"`` exists. With the default ``"net"``, the README
+    configuration (reversals, 0.2 % commission) matches up to the first reversal where the two
+    sizing rules round to different whole units. There, with ``E`` the equity at the fill
+    bar's open, ``p`` the open, ``c`` the commission and ``q`` the size being closed:
 
-    Exact parity needs a simulator option to size a reversal from the equity after its
-    closing leg's costs (the report has a reproducer); until then, use long-only rules or no
-    commission for exact comparisons.
+    * backtesting.py (and ``"after_close"``): ``floor((E − |q|·p·c)·(1 − ε) / (p·(1 + c)))`` —
+      it closes first, pays the exit commission, then sizes from the cash left;
+    * ``"net"``: ``floor(E / (p·(1 + c)))`` — one order ``new − old``, sized from the equity at
+      the open.
     """
     df = _goog()
     c = 0.002
     stats = _run_peer(df, SmaCross, cash=10_000, commission=c)
-    res = _run_ours(df, "GOOG", short=True, cash=10_000, commission=c)
+    res = _run_ours(df, "GOOG", short=True, cash=10_000, commission=c, reversal_sizing="net")
     theirs = _peer_trades(stats)
     ours = res.trades
     signed = (ours["size"] * ours["direction"]).to_numpy()
     n = min(len(ours), len(theirs))
     mismatch = np.flatnonzero(signed[:n] != theirs["Size"].to_numpy()[:n])
-    assert len(mismatch) > 0, "the README configuration now matches: make this a parity test"
+    assert len(mismatch) > 0
     k = int(mismatch[0])
     assert k > 0
     # everything before the first mismatch is identical
@@ -223,15 +232,16 @@ def test_readme_smacross_btc_1h_whole_units(binance_futures_dir: Path) -> None:
     July–August 2023) with Binance's 0.04 % taker fee as commission.
 
     backtesting.py trades whole units only: with cash 10,000 and BTC near 30,000 it could buy
-    nothing, so cash is 1,000,000 (about 33 BTC an order, sizes meaningful to 3 %). With
-    ~33 units and 0.04 %, no reversal in this data lands on the one-unit rounding difference
-    explained in ``test_readme_smacross_commission_flip_sizing``, so the run is identical."""
+    nothing, so cash is 1,000,000 (about 33 BTC an order, sizes meaningful to 3 %)."""
     df = binance_1h(binance_futures_dir, "BTC")
     _check_no_repeated_crosses(df)
     stats = _run_peer(df, SmaCross, cash=1_000_000, commission=0.0004)
     res = _run_ours(df, "BTC/USDT:USDT", short=True, cash=1_000_000, commission=0.0004)
-    _assert_same_run(res, stats)
+    diffs = _assert_same_run(res, stats)
+    assert diffs["final_equity"] <= TOL
     assert len(stats["_trades"]) > 50
+    reversals = (res.trades["entry_bar"].to_numpy()[1:] == res.trades["exit_bar"].to_numpy()[:-1])
+    assert reversals.sum() > 40  # it reverses on almost every cross
 
 
 @pytest.mark.parametrize("short", [True, False], ids=["long_short", "long_only"])

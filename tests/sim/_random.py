@@ -31,7 +31,9 @@ class Scenario:
 
 def scenario(seed: int, *, n_assets: int, n_bars: int, isolated: bool, every_bar: bool,
              leverage: float, vol: float, stops: bool, impact: bool, lot: bool,
-             funding: bool) -> Scenario:
+             funding: bool, nan_frac: float | None = None) -> Scenario:
+    """A random market and strategy. ``nan_frac``: share of bars without a decision
+    (default 0.5, 0.1 with ``every_bar``); near 1 for long runs of bars where nothing happens."""
     rng = np.random.default_rng(seed)
     names = [f"A{i}" for i in range(n_assets)]
     frames = {s: random_bars(rng, n_bars, vol=vol, start_price=float(rng.uniform(5, 500)),
@@ -39,7 +41,9 @@ def scenario(seed: int, *, n_assets: int, n_bars: int, isolated: bool, every_bar
     idx = frames[names[0]].index
     tgt = rng.uniform(-1.5 * leverage, 1.5 * leverage, (n_bars, n_assets))
     tgt[rng.random((n_bars, n_assets)) < 0.2] = 0.0
-    tgt[rng.random((n_bars, n_assets)) < (0.5 if not every_bar else 0.1)] = np.nan
+    if nan_frac is None:
+        nan_frac = 0.5 if not every_bar else 0.1
+    tgt[rng.random((n_bars, n_assets)) < nan_frac] = np.nan
     target = pd.DataFrame(tgt, index=idx, columns=names)
     sl = tp = tr = None
     if stops:
@@ -77,6 +81,7 @@ def scenario(seed: int, *, n_assets: int, n_bars: int, isolated: bool, every_bar
         min_rebalance_frac=float(rng.uniform(0, 0.05)) if every_bar else 0.0,
         size_with_costs=bool(rng.random() < 0.3),
         allow_short=bool(rng.random() < 0.8),
+        reversal_sizing="after_close" if rng.random() < 0.3 else "net",
     )
     return Scenario(frames, signals, instruments, costs, account)
 

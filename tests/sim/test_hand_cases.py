@@ -315,3 +315,50 @@ def test_short_take_profit_and_flip_books_two_trades():
     assert f.price.iloc[1] == pytest.approx(95.0)  # short TP 5 % below the 100 entry
     assert res.trades.exit_reason.iloc[0] == "take_profit"
     assert res.trades.pnl_usd.iloc[0] == pytest.approx(100.0 * 5.0)
+
+
+@pytest.mark.parametrize("reversal_sizing", ["net", "after_close"])
+def test_reversal_sizing(reversal_sizing):
+    # long 9 units at 100 with a 1 % fee, then a reversal at 105 (whole units, sized with costs)
+    c = 0.01
+    inst = Instrument.generic("X", lot_size=1.0, taker_fee_bps=c * 1e4, maker_fee_bps=c * 1e4)
+    costs = CostsConfig(half_spread_bps=0, slippage_bps=0, default_funding_rate=0)
+    acct = AccountConfig(initial_cash_usd=1_000.0, size_with_costs=True,
+                         reversal_sizing=reversal_sizing)
+    px = bars([100.0, 100.0, 105.0, 105.0])
+    res = simulate(px, Signals(target([1.0, -1.0, None, None], px.index)), instruments=inst,
+                   costs=costs, account=acct)
+    assert res.fills["size"].iloc[0] == 9.0  # 1,000 / (100 · 1.01) = 9.9 -> 9 in both modes
+    equity_open = 1_000.0 - 9 * 100 * c + 9 * 5.0  # 1,036: after the entry fee, at 105
+    at_flip = res.fills[res.fills.bar == 2]
+    if reversal_sizing == "net":
+        units = math.floor(equity_open / (105.0 * (1 + c)))  # 9.77 -> 9
+        assert at_flip["size"].tolist() == [9.0 + units]
+    else:  # close (fee paid), then size from what is left (9.68 -> 9), as backtesting.py
+        left = equity_open - 9 * 105.0 * c
+        units = math.floor(left * (1 - 2.0**-52) / (105.0 + 105.0 * c))
+        assert at_flip["size"].tolist() == [9.0, float(units)]
+        assert at_flip.position_after.tolist() == [0.0, -float(units)]
+        assert res.fills.cash_after_usd.iloc[1] == pytest.approx(left, rel=1e-12)
+        (order,) = res.orders[res.orders.bar == 2].itertuples()
+        assert order.filled_size == -9.0 - units and order.price == 105.0
+    assert res.positions.iloc[-1, 0] == -units
+    assert res.trades.exit_reason.tolist() == ["signal", "open"]
+
+
+def test_after_close_sizing_differs_from_net_at_the_unit_boundary():
+    # equity at the open 1,000 at price 99 with 1 % fee: net sizes 1,000 / 99.99 = 10.001 -> 10
+    # from the equity before the exit fee; after the close 1,000 - 9.9 = 990.1 -> 9
+    c = 0.01
+    inst = Instrument.generic("X", lot_size=1.0, taker_fee_bps=c * 1e4, maker_fee_bps=c * 1e4)
+    costs = CostsConfig(half_spread_bps=0, slippage_bps=0, default_funding_rate=0)
+    px = bars([99.0, 99.0, 99.0, 99.0])
+    sig = Signals(target([-0.1, 1.0, None, None], px.index))
+    sizes = {}
+    for mode in ("net", "after_close"):
+        acct = AccountConfig(initial_cash_usd=1_000.0 + 99 * c, size_with_costs=True,
+                             reversal_sizing=mode)
+        res = simulate(px, sig, instruments=inst, costs=costs, account=acct)
+        assert res.fills["size"].iloc[0] == 1.0  # short 1 unit, paying 0.99 fee: equity 1,000
+        sizes[mode] = res.positions.iloc[-1, 0]
+    assert sizes == {"net": 10.0, "after_close": 9.0}

@@ -1,4 +1,5 @@
-"""The one-bar-at-a-time Simulator equals the whole-array run, bit for bit."""
+"""The one-bar-at-a-time Simulator equals the whole-array run, bit for bit; and the whole-array
+kernel's quiet-bar shortcut equals stepping every bar."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from hypothesis import strategies as st
 
 from quantum_trading.domain import StopSpec
 from quantum_trading.errors import ConfigError, DataError
-from quantum_trading.sim import CostsConfig, Simulator, prepare, simulate
+from quantum_trading.sim import CostsConfig, Simulator, new_state, prepare, simulate
 from quantum_trading.sim.costs_nb import flex_nb
+from quantum_trading.sim.engine_nb import simulate_nb, simulate_steps_nb
+from quantum_trading.sim.state import ensure_capacity
 
 from ._random import scenario
 from ._util import ZERO_COSTS
@@ -129,3 +132,52 @@ def test_simulator_checks_its_inputs():
             {"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0}, 0.0)  # funding needs time
     with pytest.raises(ConfigError):
         Simulator("X", time_stop_bars=0)
+
+
+def _run_kernel(kernel, prep, cash: float):
+    st = new_state(len(prep.symbols), cash, n_bars=3, n_tiers_max=prep.params.tiers.shape[1],
+                   fills_capacity=4, orders_capacity=2, trades_capacity=4)
+    n_bars, t = len(prep.index), 0
+    while t < n_bars:  # small buffers: the kernels stop and resume many times
+        t = int(kernel(st, prep.bars, prep.signals, prep.params, t, n_bars))
+        if t < n_bars:
+            st = ensure_capacity(st, bars_needed=t + 1)
+    return st
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n_assets=st.sampled_from([1, 1, 1, 2]),
+    isolated=st.booleans(),
+    every_bar=st.booleans(),
+    leverage=st.sampled_from([1.0, 5.0, 20.0, 50.0]),
+    vol=st.sampled_from([0.001, 0.003, 0.03, 0.15]),
+    stops=st.booleans(),
+    funding=st.booleans(),
+    nan_frac=st.sampled_from([None, 0.9, 0.98]),
+)
+def test_quiet_bar_shortcut_equals_stepping_every_bar(seed, n_assets, isolated, every_bar,
+                                                      leverage, vol, stops, funding, nan_frac):
+    """``simulate_nb`` runs bars where nothing can happen in a tight loop; it must leave
+    exactly the state that :func:`step_nb` on every bar leaves (records, outputs, positions,
+    trailing references, counters)."""
+    sc = scenario(seed, n_assets=n_assets, n_bars=150, isolated=isolated, every_bar=every_bar,
+                  leverage=leverage, vol=vol, stops=stops, impact=seed % 3 == 0,
+                  lot=seed % 2 == 0, funding=funding, nan_frac=nan_frac)
+    prep = prepare(sc.bars, sc.signals, instruments=sc.instruments, costs=sc.costs,
+                   account=sc.account)
+    a = _run_kernel(simulate_nb, prep, sc.account.initial_cash_usd)
+    b = _run_kernel(simulate_steps_nb, prep, sc.account.initial_cash_usd)
+    assert np.array_equal(a.counters, b.counters)
+    n_bars = len(prep.index)
+    for name in ("out_equity", "out_margin_ratio"):
+        assert getattr(a, name)[:n_bars].tobytes() == getattr(b, name)[:n_bars].tobytes(), name
+    k = int(a.counters[6])
+    assert a.snap_bar[:k].tobytes() == b.snap_bar[:k].tobytes()
+    assert a.snap[:k].tobytes() == b.snap[:k].tobytes()
+    for name, c in (("fills", 0), ("orders", 1), ("trades", 2)):
+        m = int(a.counters[c])
+        assert getattr(a, name)[:m].tobytes() == getattr(b, name)[:m].tobytes(), name
+    for name in ("acct", "pos", "posi", "pend", "last_target", "asset_totals"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name

@@ -7,12 +7,28 @@
 * :mod:`quantum_trading.research.regimes` — regimes from volatility/trend rules and a
   Gaussian HMM (causal filtered or in-sample Viterbi);
   :mod:`quantum_trading.research.regime_analysis` — scores, metrics per regime, timeline.
+* :mod:`quantum_trading.research.optimize` — grid and Optuna search over a strategy's
+  parameter space with constraints, DSR and PBO next to the best Sharpe;
+  :mod:`~quantum_trading.research.sweep` — batched numba sweeps;
+  :mod:`~quantum_trading.research.backends` — local process pool and Ray.
+* :mod:`quantum_trading.research.walk_forward` and :mod:`~quantum_trading.research.validate`
+  — walk-forward analysis and one-stop validation of a parameter set, with HTML reports.
+Functions named like their module (``optimize``, ``sweep``, ``walk_forward``) are imported
+from the module (``from quantum_trading.research.optimize import optimize``), so the package
+never shadows its submodules.
+
 * :mod:`quantum_trading.research.bias` — the look-ahead refusal run before any optimisation
   and a permutation test of a strategy's edge.
 """
 
 from __future__ import annotations
 
+from quantum_trading.research.backends import (
+    Backend,
+    LocalBackend,
+    RayBackend,
+    get_backend,
+)
 from quantum_trading.research.bias import (
     PERMUTATION_METHODS,
     LookAheadError,
@@ -20,6 +36,12 @@ from quantum_trading.research.bias import (
     permutation_test,
     permuted_bars,
     require_causal,
+)
+from quantum_trading.research.optimize import (
+    OBJECTIVES,
+    Constraints,
+    OptimizationResult,
+    significance_verdict,
 )
 from quantum_trading.research.regime_analysis import (
     RegimeScore,
@@ -34,6 +56,13 @@ from quantum_trading.research.regimes import (
     hmm_features,
     hmm_regimes,
     rule_regimes,
+)
+from quantum_trading.research.report import (
+    write_optimization_report,
+)
+from quantum_trading.research.reports import (
+    write_validation_report,
+    write_walk_forward_report,
 )
 from quantum_trading.research.splits import (
     CPCVSplits,
@@ -52,24 +81,49 @@ from quantum_trading.research.stats import (
     probability_of_backtest_overfitting,
     sharpe_ratios,
 )
+from quantum_trading.research.sweep import (
+    TABLE_STATS,
+    BatchSignals,
+    SweepResult,
+    register_batch_signals,
+)
+from quantum_trading.research.validate import (
+    ValidationResult,
+    validate_strategy,
+)
+from quantum_trading.research.walk_forward import (
+    WalkForwardResult,
+)
 
 __all__ = [
     "HMM_FEATURES",
+    "OBJECTIVES",
     "PERMUTATION_METHODS",
     "REGIME_LABELS",
+    "TABLE_STATS",
+    "Backend",
+    "BatchSignals",
     "CPCVSplits",
+    "Constraints",
     "HMMRegimes",
+    "LocalBackend",
     "LookAheadError",
+    "OptimizationResult",
     "PBOResult",
     "PermutationTestResult",
+    "RayBackend",
     "RegimeScore",
     "Split",
+    "SweepResult",
+    "ValidationResult",
+    "WalkForwardResult",
     "cpcv_n_paths",
     "cpcv_n_splits",
     "cpcv_splits",
     "deflated_sharpe_ratio",
     "dsr_from_moments",
     "expected_max_sharpe",
+    "get_backend",
     "hmm_features",
     "hmm_regimes",
     "min_track_record_length",
@@ -78,9 +132,15 @@ __all__ = [
     "probability_of_backtest_overfitting",
     "regime_metrics",
     "regime_timeline_figure",
+    "register_batch_signals",
     "require_causal",
     "rule_regimes",
     "score_regimes",
     "sharpe_ratios",
+    "significance_verdict",
+    "validate_strategy",
     "walk_forward_splits",
+    "write_optimization_report",
+    "write_validation_report",
+    "write_walk_forward_report",
 ]

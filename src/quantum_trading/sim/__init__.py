@@ -24,11 +24,17 @@ Contract (details in ``docs/simulator.md``):
 from quantum_trading.sim import _cache_guard  # noqa: F401  (first: keeps kernel caches fresh)
 from quantum_trading.sim.config import AccountConfig, CostsConfig, RiskConfig
 from quantum_trading.sim.engine_nb import simulate_nb, step_nb
-from quantum_trading.sim.inputs import default_funding_mask, prepare
+from quantum_trading.sim.inputs import Prepared, default_funding_mask, prepare
 from quantum_trading.sim.margin_nb import liquidation_price_nb, maintenance_margin_nb
 from quantum_trading.sim.records import COST_COLUMNS, fill_dt, order_dt, risk_dt, trade_dt
 from quantum_trading.sim.result import SimResult, build_result
-from quantum_trading.sim.simulator import Simulator, StepInfo, run_arrays, simulate
+from quantum_trading.sim.simulator import (
+    Simulator,
+    StepInfo,
+    run_arrays,
+    simulate,
+    simulate_prepared,
+)
 from quantum_trading.sim.state import BarArrays, SignalArrays, SimParams, SimState, new_state
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "AccountConfig",
     "BarArrays",
     "CostsConfig",
+    "Prepared",
     "RiskConfig",
     "SignalArrays",
     "SimParams",
@@ -55,6 +62,7 @@ __all__ = [
     "run_arrays",
     "simulate",
     "simulate_nb",
+    "simulate_prepared",
     "step_nb",
     "trade_dt",
 ]

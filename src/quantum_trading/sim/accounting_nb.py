@@ -74,7 +74,7 @@ _T_IMPACT = 4
 _T_LIQ_FEE = 6
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _set_exit_levels_nb(state, i: int, direction: float, price: float) -> None:
     pos = state.pos
     pend = state.pend
@@ -100,7 +100,7 @@ def _set_exit_levels_nb(state, i: int, direction: float, price: float) -> None:
     pos[i, P_BEST] = price
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _write_trade_nb(state, k: int, i: int, exit_bar: int, exit_reason: int, is_open: int,
                     extra_pnl: float, exit_price: float) -> None:
     pos = state.pos
@@ -124,7 +124,7 @@ def _write_trade_nb(state, k: int, i: int, exit_bar: int, exit_reason: int, is_o
     rec["is_open"] = is_open
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _reset_trade_nb(pos: np.ndarray, i: int) -> None:
     for c in range(P_T_ENTRY_QTY, P_T_MAX_SIZE + 1):
         pos[i, c] = 0.0
@@ -239,7 +239,7 @@ def apply_fill_nb(
     state.counters[C_FILLS] = k + 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def write_order_nb(
     state, t: int, decision_bar: int, i: int, otype: int, status: int, flags: int,
     target: float, equity: float, requested: float, filled: float, price: float,

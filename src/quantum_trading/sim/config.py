@@ -10,8 +10,8 @@ Peer-parity settings
 * backtesting.py (``Backtest(..., commission=c, trade_on_close=False)``, whole units):
   ``Instrument.generic(sym, lot_size=1.0, max_leverage=1.0, taker_fee_bps=c*1e4,
   maker_fee_bps=c*1e4)``, ``CostsConfig(half_spread_bps=0, slippage_bps=0, impact_k=0,
-  default_funding_rate=0)``, ``AccountConfig(leverage=1.0, allow_short=False,
-  size_with_costs=True)``.
+  default_funding_rate=0)``, ``AccountConfig(leverage=1.0, size_with_costs=True,
+  reversal_sizing="after_close")`` (``allow_short=False`` for long-only rules).
 * vectorbt (fractional size, ``fees=f, slippage=s``, signals shifted one bar, ``price=open``):
   ``Instrument.generic(sym, taker_fee_bps=f*1e4, maker_fee_bps=f*1e4)`` (lot size 0),
   ``CostsConfig(slippage_bps=s*1e4, half_spread_bps=0, impact_k=0, default_funding_rate=0,
@@ -131,6 +131,16 @@ class AccountConfig(BaseModel):
     )
     allow_short: bool = Field(
         True, description="False: negative targets become 0 (long-only), recorded as capped.",
+    )
+    reversal_sizing: Literal["net", "after_close"] = Field(
+        "net",
+        description="How an order whose target has the opposite sign of the position is sized "
+        "and filled. 'net': one order target − position, sized from the equity at the open. "
+        "'after_close': as backtesting.py's broker — the position is closed first (its fee and "
+        "spread/slippage/impact booked) and the new side is sized from the equity left, as an "
+        "entry from flat; two fills. With size_with_costs, every new position (from flat or "
+        "after such a close) then uses backtesting.py's arithmetic: units = floor(equity × "
+        "|target| × (1 − ε) / (fill price + fee per unit)) in lots, ε = sys.float_info.epsilon.",
     )
 
     @field_validator("leverage")

@@ -22,7 +22,8 @@ Order of events in bar ``t`` (the contract of ``docs/simulator.md``):
    position alone against its own margin. Then take-profits inside the bar fill at their
    level (so a stop and a take-profit in one bar → the stop).
 4. **Close**: positions are marked at the close. Equity ≤ 0 → bankruptcy (all closed at the
-   close, loss beyond equity to the insurance fund). Per-bar outputs are written. A position
+   close, loss beyond equity to the insurance fund). Per-bar outputs are written (and an
+   account snapshot if a fill or funding changed the account in this bar). A position
    held ``time_stop_bars`` bars gets a time-stop exit for the next open; trailing levels
    move with this bar's high (longs) / low (shorts).
 5. **Decision**: ``target[t]`` becomes a pending order for ``t + 1``.
@@ -33,9 +34,24 @@ flattens at this open) and every market order in 2 is checked before it fills; a
 decision in 5, the equity at the close is observed (a drawdown halt replaces the pending
 orders with reduce-only closes for the next open) and the per-bar risk outputs are written.
 
+Outputs: per bar, the equity and margin ratio at the close (``out_equity``,
+``out_margin_ratio``); cash, positions and the cumulative costs only change with a fill or a
+funding settlement, so they are recorded as an account snapshot at the close of those bars
+(``snap_bar`` / ``snap``; :class:`~quantum_trading.sim.result.SimResult` carries them forward).
+
+Quiet bars: with one asset, no risk limits and nothing pending, :func:`simulate_nb` runs the
+bars in which nothing can happen (no decision, no funding, no stop / take-profit / liquidation
+/ time stop due, equity above 0) in a tight loop (:func:`_quiet_bars_nb`) that does exactly
+what :func:`step_nb` does on them — mark to the close, write the outputs, move the trailing
+reference — with the position held in registers; every other bar goes through
+:func:`step_nb`. :func:`simulate_steps_nb` (``step_nb`` on every bar) is the reference the
+tests compare it with, bit for bit.
+
 Compilation: the kernels of the hot path are ``@njit(cache=True, _nrt=False)``. They never
 allocate, and without numba's reference counting the state NamedTuples (dozens of arrays) pass
-through calls for free; with it every call costs two atomic operations per array.
+through calls for free; with it every call costs two atomic operations per array. The checks
+run on every bar (``_resting_due_nb``, the margin and tier helpers, ``wants_order_nb``) are
+inlined (``inline="always"``): a call that passes the state's arrays costs more than the check.
 ``step_nb`` is inlined into ``simulate_nb``; the one-bar API calls ``simulate_nb`` for a single
 bar, so there is one compiled step.
 """
@@ -73,10 +89,13 @@ from quantum_trading.sim.records import (
     C_FILLS,
     C_NEXT_BAR,
     C_ORDERS,
+    C_SNAPS,
     C_TRADES,
+    FILLS_PER_ASSET_STEP,
     MODE_CROSS,
     MODE_ISOLATED,
     N_COST,
+    ORDERS_PER_ASSET_STEP,
     OT_BANKRUPTCY,
     OT_LIQUIDATION,
     OT_NONE,
@@ -98,6 +117,12 @@ from quantum_trading.sim.records import (
     Q_ENTRY_BAR,
     Q_FLAGS,
     Q_PENDING,
+    REBAL_ON_CHANGE,
+    RISK_PER_ASSET_STEP,
+    S_CASH,
+    S_COST,
+    S_POS,
+    TRADES_PER_ASSET_STEP,
     W_LAM,
     W_PA,
     W_PO,
@@ -111,7 +136,7 @@ from quantum_trading.sim.risk_nb import (
     risk_open_nb,
 )
 
-__all__ = ["simulate_nb", "step_nb"]
+__all__ = ["simulate_nb", "simulate_steps_nb", "step_nb"]
 
 _T_FEES = 1
 _T_FUNDING = 5
@@ -188,17 +213,16 @@ def _settle_funding_nb(acct: np.ndarray, totals: np.ndarray, pos: np.ndarray, i:
         pos[i, P_MARGIN] += pay
 
 
-@njit(cache=True, _nrt=False)
-def _stop_level_nb(pos: np.ndarray, i: int, s: float):
-    """Effective stop of position ``i``: (level, OT_STOP_LOSS / OT_TRAILING); NaN if none."""
+@njit(cache=True, _nrt=False, inline="always")
+def _stop_of_nb(s: float, sl: float, trail_frac: float, trail_dist: float, best: float):
+    """Effective stop of a position of size ``s``: (level, OT_STOP_LOSS / OT_TRAILING); NaN if
+    none. The trailing level is ``best·(1 ∓ trail_frac)`` or ``best ∓ trail_dist``."""
     d = 1.0 if s > 0.0 else -1.0
-    sl = pos[i, P_SL]
     tr = np.nan
-    best = pos[i, P_BEST]
-    if not math.isnan(pos[i, P_TRAIL_FRAC]):
-        tr = best * (1.0 - d * pos[i, P_TRAIL_FRAC])
-    elif not math.isnan(pos[i, P_TRAIL_DIST]):
-        tr = best - d * pos[i, P_TRAIL_DIST]
+    if not math.isnan(trail_frac):
+        tr = best * (1.0 - d * trail_frac)
+    elif not math.isnan(trail_dist):
+        tr = best - d * trail_dist
     if math.isnan(tr):
         return sl, OT_STOP_LOSS
     if math.isnan(sl):
@@ -207,6 +231,13 @@ def _stop_level_nb(pos: np.ndarray, i: int, s: float):
     if (s > 0.0 and tr > sl) or (s < 0.0 and tr < sl):
         return tr, OT_TRAILING
     return sl, OT_STOP_LOSS
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _stop_level_nb(pos: np.ndarray, i: int, s: float):
+    """Effective stop of position ``i``: (level, OT_STOP_LOSS / OT_TRAILING); NaN if none."""
+    return _stop_of_nb(s, pos[i, P_SL], pos[i, P_TRAIL_FRAC], pos[i, P_TRAIL_DIST],
+                       pos[i, P_BEST])
 
 
 @njit(cache=True, _nrt=False)
@@ -363,7 +394,7 @@ def _resting_nb(state, params, bars, t: int) -> None:
             _exit_nb(state, params, bars, t, i, OT_TAKE_PROFIT, tp)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _resting_due_nb(pos: np.ndarray, work: np.ndarray, opens: np.ndarray, highs: np.ndarray,
                     lows: np.ndarray, t: int, cash: float, tiers: np.ndarray,
                     n_tiers: np.ndarray, isolated: bool) -> bool:
@@ -397,14 +428,134 @@ def _resting_due_nb(pos: np.ndarray, work: np.ndarray, opens: np.ndarray, highs:
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def _quiet_bars_nb(state, bars, signals, params, t: int, t_stop: int) -> int:
+    """One asset, no risk limits, nothing pending: step bars ``t, t + 1, …`` while nothing
+    happens in them, and return the first bar (``< t_stop``) that needs :func:`step_nb`.
+
+    A bar is quiet when no funding is settled on a position, equity at the open and at the
+    close stays above 0, no stop, take-profit or liquidation is due (the same tests as
+    :func:`_resting_due_nb`) and no time stop falls due. For such a bar :func:`step_nb` only
+    marks the position to the close, writes the per-bar outputs, moves the trailing reference
+    and reads the decision; this loop does exactly that, with the same arithmetic in the same
+    order and the position in registers (bit-identical: ``tests/sim`` compares it with
+    :func:`simulate_steps_nb`), and stops after a bar whose decision makes an order. Any other
+    bar returns to the full step before it is touched.
+    """
+    pos = state.pos
+    acct = state.acct
+    s = pos[0, P_SIZE]
+    e = pos[0, P_ENTRY]
+    cash = acct[A_CASH]
+    margin = pos[0, P_MARGIN]
+    sl = pos[0, P_SL]
+    tp = pos[0, P_TP]
+    trail_frac = pos[0, P_TRAIL_FRAC]
+    trail_dist = pos[0, P_TRAIL_DIST]
+    best = pos[0, P_BEST]
+    isolated = params.margin_mode == MODE_ISOLATED
+    tiers = params.tiers[0]
+    n_tiers = params.n_tiers[0]
+    time_stop = params.time_stop_bars[0]
+    entry_bar = state.posi[0, Q_ENTRY_BAR]
+    last = state.last_target[0]
+    on_change = params.rebalance == REBAL_ON_CHANGE
+    out_equity = state.out_equity
+    out_mr = state.out_margin_ratio
+    u = t
+    c = 0.0
+    equity = 0.0
+    decided = False
+    while u < t_stop:
+        raw = flex_nb(signals.target, u, 0)
+        wants_order = not math.isnan(raw) and not (on_change and raw == last)
+        hi = 0.0
+        lo = 0.0
+        if s != 0.0:
+            rate = flex_nb(bars.funding_rate, u, 0)
+            if not (math.isnan(rate) or rate == 0.0):
+                break  # funding
+            o = flex_nb(bars.open, u, 0)
+            eq_open = cash
+            eq_open += s * (o - e)
+            if eq_open <= 0.0:
+                break  # bankrupt at the open
+            hi = flex_nb(bars.high, u, 0)
+            lo = flex_nb(bars.low, u, 0)
+            level, _ = _stop_of_nb(s, sl, trail_frac, trail_dist, best)
+            if s > 0.0:
+                if lo <= level or hi >= tp:
+                    break  # stop or take-profit
+                a = lo
+            else:
+                if hi >= level or lo <= tp:
+                    break
+                a = hi
+            p = o + 1.0 * (a - o)  # path_margin_nb at λ = 1
+            f = margin if isolated else cash
+            f += s * (p - e)
+            f -= maintenance_margin_nb(tiers, n_tiers, abs(s) * p)
+            if f <= 0.0:
+                break  # liquidation
+            if time_stop > 0 and u - entry_bar + 1 >= time_stop:
+                break  # time stop at this close
+        elif cash <= 0.0:
+            break  # bankrupt at the open
+        c = flex_nb(bars.close, u, 0)
+        upnl = 0.0
+        mm = 0.0
+        if s != 0.0:
+            upnl += s * (c - e)
+            mm += maintenance_margin_nb(tiers, n_tiers, abs(s) * c)
+        eq_close = cash + upnl
+        if eq_close <= 0.0:
+            break  # bankrupt at the close
+        equity = eq_close
+        out_equity[u] = equity
+        out_mr[u] = mm / equity
+        if s > 0.0:
+            if hi > best:
+                best = hi
+        elif s < 0.0:
+            if lo < best:
+                best = lo
+        u += 1
+        if wants_order:
+            decided = True
+            break  # this close's decision makes an order: the next open needs the full step
+    if u > t:
+        pos[0, P_LAST] = c
+        pos[0, P_BEST] = best
+        acct[A_EQUITY] = equity
+        state.counters[C_NEXT_BAR] = u
+        if decided:
+            read_targets_nb(state.posi, state.pend, state.last_target, params, signals, u - 1)
+    return u
+
+
+@njit(cache=True, _nrt=False)
+def _snapshot_nb(state, t: int) -> None:
+    """Record cash, cumulative costs and positions at bar ``t``'s close (they changed)."""
+    k = state.counters[C_SNAPS]
+    snap = state.snap
+    acct = state.acct
+    state.snap_bar[k] = t
+    snap[k, S_CASH] = acct[A_CASH]
+    for j in range(N_COST):
+        snap[k, S_COST + j] = acct[A_REALIZED + j]
+    for i in range(state.pos.shape[0]):
+        snap[k, S_POS + i] = state.pos[i, P_SIZE]
+    state.counters[C_SNAPS] = k + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def step_nb(state, t: int, bars, signals, params) -> None:
     """Simulate bar ``t`` for every asset (see the module docstring for the order of events).
 
     Parameters
     ----------
     state:
-        :class:`~quantum_trading.sim.state.SimState`, updated in place. Needs room for 2 fills,
-        2 trades and 1 order per asset and an output row at ``t``
+        :class:`~quantum_trading.sim.state.SimState`, updated in place. Needs room for 3 fills,
+        2 trades and 1 order per asset, one account snapshot and an output row at ``t``
         (:func:`~quantum_trading.sim.state.ensure_capacity`).
     t:
         Bar index, written into records and outputs; steps must come in order.
@@ -425,6 +576,8 @@ def step_nb(state, t: int, bars, signals, params) -> None:
     n = pos.shape[0]
     isolated = params.margin_mode == MODE_ISOLATED
     risk_on = params.risk.enabled != 0
+    fills_before = state.counters[C_FILLS]
+    funded = False
     if state.counters[C_BANKRUPT] == 0:
         # 1) funding on the positions held into the bar
         for i in range(n):
@@ -437,6 +590,7 @@ def step_nb(state, t: int, bars, signals, params) -> None:
             if not (mark > 0.0):
                 mark = flex_nb(bars.open, t, i)
             _settle_funding_nb(acct, state.asset_totals, pos, i, mark, rate, isolated)
+            funded = True
         equity = acct[A_CASH]
         pending = False
         for i in range(n):
@@ -475,13 +629,10 @@ def step_nb(state, t: int, bars, signals, params) -> None:
         equity = acct[A_CASH]
         mm = 0.0
     acct[A_EQUITY] = equity
-    state.out_cash[t] = acct[A_CASH]
     state.out_equity[t] = equity
-    for i in range(n):
-        state.out_positions[t, i] = pos[i, P_SIZE]
     state.out_margin_ratio[t] = mm / equity if equity > 0.0 else 0.0
-    for k in range(N_COST):
-        state.out_cum[t, k] = acct[A_REALIZED + k]
+    if funded or state.counters[C_FILLS] != fills_before or state.counters[C_SNAPS] == 0:
+        _snapshot_nb(state, t)
     if state.counters[C_BANKRUPT] == 0:
         for i in range(n):
             s = pos[i, P_SIZE]
@@ -531,15 +682,53 @@ def simulate_nb(state, bars, signals, params, t_start: int, t_end: int) -> int:
     (3, 200.0)
     """
     n = state.pos.shape[0]
+    t = t_start
+    while t < t_end:
+        # how many steps surely fit in the buffers (checked per chunk, not per bar)
+        room = t_end - t
+        room = min(room, (state.fills.shape[0] - state.counters[C_FILLS])
+                   // (FILLS_PER_ASSET_STEP * n))
+        room = min(room, (state.orders.shape[0] - state.counters[C_ORDERS])
+                   // (ORDERS_PER_ASSET_STEP * n))
+        room = min(room, (state.trades.shape[0] - state.counters[C_TRADES])
+                   // (TRADES_PER_ASSET_STEP * n))
+        room = min(room, state.snap.shape[0] - state.counters[C_SNAPS])
+        room = min(room, state.out_equity.shape[0] - t)
+        if params.risk.enabled != 0:
+            room = min(room, (state.risk.decisions.shape[0] - state.risk.ints[RI_N_DECISIONS])
+                       // (RISK_PER_ASSET_STEP * n))
+            room = min(room, state.risk.out.shape[0] - t)
+        if room <= 0:
+            return t
+        stop = t + room
+        while t < stop:
+            if (n == 1 and params.risk.enabled == 0 and state.counters[C_BANKRUPT] == 0
+                    and state.posi[0, Q_PENDING] == OT_NONE and state.counters[C_SNAPS] > 0):
+                t = _quiet_bars_nb(state, bars, signals, params, t, stop)
+                if t >= stop:
+                    break
+            step_nb(state, t, bars, signals, params)
+            t += 1
+    return t_end
+
+
+@njit(cache=True, _nrt=False)
+def simulate_steps_nb(state, bars, signals, params, t_start: int, t_end: int) -> int:
+    """:func:`simulate_nb` without the quiet-bar shortcut: :func:`step_nb` on every bar.
+
+    The reference the tests compare :func:`simulate_nb` with (bit for bit); same contract.
+    """
+    n = state.pos.shape[0]
     for t in range(t_start, t_end):
         if (
-            state.fills.shape[0] - state.counters[C_FILLS] < 2 * n
-            or state.orders.shape[0] - state.counters[C_ORDERS] < n
-            or state.trades.shape[0] - state.counters[C_TRADES] < 2 * n
-            or state.out_cash.shape[0] <= t
+            state.fills.shape[0] - state.counters[C_FILLS] < FILLS_PER_ASSET_STEP * n
+            or state.orders.shape[0] - state.counters[C_ORDERS] < ORDERS_PER_ASSET_STEP * n
+            or state.trades.shape[0] - state.counters[C_TRADES] < TRADES_PER_ASSET_STEP * n
+            or state.snap.shape[0] - state.counters[C_SNAPS] < 1
+            or state.out_equity.shape[0] <= t
             or (params.risk.enabled != 0
-                and (state.risk.decisions.shape[0] - state.risk.ints[RI_N_DECISIONS] < 3 * n
-                     or state.risk.out.shape[0] <= t))
+                and (state.risk.decisions.shape[0] - state.risk.ints[RI_N_DECISIONS]
+                     < RISK_PER_ASSET_STEP * n or state.risk.out.shape[0] <= t))
         ):
             return t
         step_nb(state, t, bars, signals, params)

@@ -33,12 +33,16 @@ from quantum_trading.errors import ConfigError, DataError
 from quantum_trading.sim.checks_nb import (
     HIGH_BELOW,
     LOW_ABOVE,
+    NAT,
     NEGATIVE_VOLUME,
     NOT_FINITE,
     NOT_POSITIVE,
+    UNSORTED,
+    any_inf_nb,
+    bars_problem_nb,
+    default_funding_rates_nb,
     first_unsorted_nb,
     funding_mask_nb,
-    ohlc_problem_nb,
     usual_step_nb,
 )
 from quantum_trading.sim.config import AccountConfig, CostsConfig
@@ -48,6 +52,8 @@ from quantum_trading.sim.records import (
     MODE_ISOLATED,
     REBAL_EVERY_BAR,
     REBAL_ON_CHANGE,
+    REVERSAL_AFTER_CLOSE,
+    REVERSAL_NET,
 )
 from quantum_trading.sim.state import BarArrays, SignalArrays, SimParams, readonly_2d
 
@@ -59,6 +65,7 @@ __all__ = [
     "infer_timeframe",
     "prepare",
     "stop_arrays",
+    "target_array",
 ]
 
 BarsInput = pd.DataFrame | Mapping[str, pd.DataFrame]
@@ -68,7 +75,12 @@ _NAN11 = readonly_2d(np.full((1, 1), np.nan))
 
 
 class Prepared(NamedTuple):
-    """Kernel inputs for one simulation, with the labels to wrap results."""
+    """Kernel inputs for one simulation, checked once, with the labels to wrap results.
+
+    Made by :func:`prepare`; :func:`quantum_trading.sim.simulate_prepared` runs it with new
+    targets (the sweep API). The price arrays are read-only views of the bars given to
+    :func:`prepare` (no copy): do not change those frames while it is in use.
+    """
 
     symbols: tuple[str, ...]
     index: pd.DatetimeIndex
@@ -77,6 +89,7 @@ class Prepared(NamedTuple):
     signals: SignalArrays
     params: SimParams
     notes: tuple[str, ...]
+    initial_cash_usd: float = 10_000.0
 
 
 def _c2(a: np.ndarray) -> np.ndarray:
@@ -87,16 +100,23 @@ def _ns(index: pd.DatetimeIndex) -> np.ndarray:
     return index.asi8 if index.unit == "ns" else index.as_unit("ns").asi8
 
 
-def _check_index(index: pd.Index, symbol: str) -> pd.DatetimeIndex:
+_UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _check_index_type(index: pd.Index, symbol: str) -> None:
     if not isinstance(index, pd.DatetimeIndex):
         raise DataError("index is not a DatetimeIndex", source=symbol)
     if index.tz is None or str(index.tz) not in ("UTC", "Etc/UTC", "utc"):
         raise DataError(f"index must be tz-aware UTC, got tz={index.tz}", source=symbol)
     if len(index) == 0:
         raise DataError("no bars", source=symbol)
+
+
+def _check_index(index: pd.Index, symbol: str) -> pd.DatetimeIndex:
+    _check_index_type(index, symbol)
     if index.hasnans:
         raise DataError("NaT in index", source=symbol, rows=np.flatnonzero(index.isna()))
-    bad = first_unsorted_nb(_ns(index))
+    bad = first_unsorted_nb(index.asi8)
     if bad >= 0:
         raise DataError("timestamps not strictly increasing", source=symbol, rows=[bad])
     return index
@@ -112,32 +132,45 @@ _PROBLEMS = {
 _COLUMNS = ("open", "high", "low", "close", "volume")
 
 
-def _check_bars(frame: pd.DataFrame, symbol: str, need_volume: bool) -> None:
+def _check_bars(frame: pd.DataFrame, symbol: str, need_volume: bool
+                ) -> tuple[int, list[np.ndarray]]:
+    """Check one asset's bars in one pass (index, then prices); return the usual step
+    between bars in ns (0 if no step is the majority) and the open, high, low, close (and
+    volume) arrays."""
     if not isinstance(frame, pd.DataFrame):
         raise ConfigError(f"bars for {symbol!r} must be a DataFrame")
-    _check_index(frame.index, symbol)
+    index = frame.index
+    _check_index_type(index, symbol)
     for col in (*_PRICES, "volume") if need_volume else _PRICES:
         if col not in frame.columns:
             raise DataError(f"missing column {col!r}", source=symbol)
     arrays = [frame[k].to_numpy(dtype=np.float64) for k in _PRICES]
     vol = frame["volume"].to_numpy(dtype=np.float64) if need_volume else arrays[0]
-    code, row, col = ohlc_problem_nb(*arrays, vol, need_volume)
+    code, row, col, step = bars_problem_nb(index.asi8, *arrays, vol, need_volume)
+    if code == NAT:
+        raise DataError("NaT in index", source=symbol, rows=np.flatnonzero(index.isna()))
+    if code == UNSORTED:
+        raise DataError("timestamps not strictly increasing", source=symbol, rows=[row])
     if code != 0:
         raise DataError(_PROBLEMS[code], source=symbol, rows=[row], column=_COLUMNS[col])
+    return int(step) * _UNIT_NS[index.unit], [*arrays, vol] if need_volume else arrays
 
 
-def infer_timeframe(index: pd.DatetimeIndex, attrs: Mapping | None = None) -> pd.Timedelta:
-    """Bar length: ``attrs["timeframe"]`` (e.g. ``"1h"``) if given, else the most common step."""
+def infer_timeframe(index: pd.DatetimeIndex, attrs: Mapping | None = None,
+                    *, usual_step_ns: int | None = None) -> pd.Timedelta:
+    """Bar length: ``attrs["timeframe"]`` (e.g. ``"1h"``) if given, else the most common step
+    (``usual_step_ns``: the majority step when already known, 0 = none)."""
     if attrs and attrs.get("timeframe"):
         from quantum_trading.data.timeframes import timeframe_to_timedelta
 
         return timeframe_to_timedelta(str(attrs["timeframe"]))
     if len(index) < 2:
         raise ConfigError("cannot tell the bar length of a single bar; set attrs['timeframe']")
-    ns = _ns(index)
-    step = usual_step_nb(ns)
+    step = usual_step_ns
+    if step is None:
+        step = int(usual_step_nb(index.asi8)) * _UNIT_NS[index.unit]
     if step == 0:
-        values, counts = np.unique(np.diff(ns), return_counts=True)
+        values, counts = np.unique(np.diff(_ns(index)), return_counts=True)
         step = int(values[np.argmax(counts)])
     return pd.Timedelta(int(step), unit="ns")
 
@@ -200,6 +233,36 @@ def _series_for(obj: SeriesInput | None, symbol: str, n_symbols: int, columns: S
     if not isinstance(obj, pd.Series):
         raise ConfigError(f"{what} for {symbol!r} must be a Series or DataFrame")
     return obj
+
+
+def target_array(target: pd.Series | pd.DataFrame | np.ndarray, index: pd.DatetimeIndex,
+                 symbols: Sequence[str], name: str = "signals.target") -> np.ndarray:
+    """``[T, N]`` read-only float64 targets from a Series / DataFrame on ``index`` (columns by
+    symbol; one unnamed column for one asset) or an array ``[T]`` / ``[T, N]`` in symbol order.
+    Infinite values raise (NaN = no decision)."""
+    n = len(symbols)
+    if isinstance(target, pd.Series | pd.DataFrame):
+        if not target.index.equals(index):
+            raise ConfigError(f"{name}: index must equal the bars' index")
+        if isinstance(target, pd.Series):
+            arr = target.to_numpy(dtype=np.float64).reshape(-1, 1)
+        elif n == 1 and target.shape[1] == 1:
+            arr = target.to_numpy(dtype=np.float64)
+        else:
+            missing = [s for s in symbols if s not in target.columns]
+            if missing:
+                raise ConfigError(f"{name}: no column for {missing}")
+            arr = target[list(symbols)].to_numpy(dtype=np.float64)
+    else:
+        arr = np.asarray(target, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[0] != len(index) or arr.shape[1] not in (1, n):
+        raise ConfigError(f"{name}: expected shape ({len(index)}, {n}), got {arr.shape}")
+    arr = _c2(arr)
+    if any_inf_nb(arr.reshape(-1).view(np.uint64)):
+        raise ConfigError(f"{name}: infinite values (use NaN for no decision)")
+    return arr
 
 
 def stop_arrays(spec: StopSpec | None, index: pd.DatetimeIndex, symbols: Sequence[str],
@@ -285,6 +348,8 @@ def build_params(
         tiers=tiers,
         n_tiers=n_tiers,
         time_stop_bars=np.full(n, int(time_stop_bars or 0), dtype=np.int64),
+        reversal_sizing=(REVERSAL_AFTER_CLOSE if account.reversal_sizing == "after_close"
+                         else REVERSAL_NET),
     )
 
 
@@ -333,22 +398,21 @@ def prepare(
     symbols, frames = _symbols_and_frames(bars, signals, instruments)
     insts = _resolve_instruments(symbols, instruments)
     need_volume = costs.impact_k > 0
-    for sym, frame in zip(symbols, frames, strict=True):
-        _check_bars(frame, sym, need_volume)
+    checked = [_check_bars(frame, sym, need_volume) for sym, frame in zip(symbols, frames, strict=True)]
     index = frames[0].index
     for sym, frame in zip(symbols[1:], frames[1:], strict=True):
         if not frame.index.equals(index):
             raise DataError(f"bar index differs from {symbols[0]}'s", source=sym)
-    timeframe = infer_timeframe(index, frames[0].attrs)
+    timeframe = infer_timeframe(index, frames[0].attrs, usual_step_ns=checked[0][0])
     n_bars, n = len(index), len(symbols)
     notes: list[str] = []
 
-    def stack(col: str) -> np.ndarray:
+    def stack(k: int) -> np.ndarray:  # column k of _COLUMNS, [T, N]
         if n == 1:
-            return _c2(frames[0][col].to_numpy(dtype=np.float64).reshape(-1, 1))
-        return _c2(np.column_stack([f[col].to_numpy(dtype=np.float64) for f in frames]))
+            return _c2(checked[0][1][k].reshape(-1, 1))
+        return _c2(np.column_stack([arrays[k] for _, arrays in checked]))
 
-    o, h, lo, c = (stack(k) for k in _PRICES)
+    o, h, lo, c = (stack(k) for k in range(4))
     # funding and mark: one column per asset, or one shared column for the default schedule
     rate_cols: list[np.ndarray | None] = []
     mark_cols: list[np.ndarray | None] = []
@@ -376,8 +440,10 @@ def prepare(
             mark_cols.append(None)
     default_rates = _NAN11
     if costs.default_funding_rate != 0.0 and any(col is None for col in rate_cols):
-        mask = default_funding_mask(index, timeframe, costs.funding_interval_h)
-        default_rates = np.where(mask, costs.default_funding_rate, np.nan).reshape(-1, 1)
+        default_rates = default_funding_rates_nb(
+            index.asi8, _UNIT_NS[index.unit], int(timeframe.value),
+            int(pd.Timedelta(hours=costs.funding_interval_h).value),
+            float(costs.default_funding_rate))
     if all(col is None for col in rate_cols):
         rates = default_rates
     else:
@@ -394,24 +460,13 @@ def prepare(
         marks = np.column_stack([np.full(n_bars, np.nan) if col is None else col
                                  for col in mark_cols])
     if need_volume:
-        sigma, vol_usd = impact_inputs_nb(c, stack("volume"), costs.impact_window_bars)
+        sigma, vol_usd = impact_inputs_nb(c, stack(4), costs.impact_window_bars)
     else:
         sigma, vol_usd = _NAN11, _NAN11
     bar_arrays = BarArrays(open=o, high=h, low=lo, close=c, mark=_c2(marks),
                            funding_rate=_c2(rates), sigma=_c2(sigma), volume_usd=_c2(vol_usd))
     # signals
-    target = signals.target
-    if not target.index.equals(index):
-        raise ConfigError("signals.target: index must equal the bars' index")
-    if n == 1 and target.shape[1] == 1:
-        tarr = target.to_numpy(dtype=np.float64)
-    else:
-        missing = [s for s in symbols if s not in target.columns]
-        if missing:
-            raise ConfigError(f"signals.target: no column for {missing}")
-        tarr = target[list(symbols)].to_numpy(dtype=np.float64)
-    if np.any(np.isinf(tarr)):
-        raise ConfigError("signals.target: infinite values (use NaN for no decision)")
+    tarr = target_array(signals.target, index, symbols)
     sl = stop_arrays(signals.stop_loss, index, symbols, "signals.stop_loss")
     tp = stop_arrays(signals.take_profit, index, symbols, "signals.take_profit")
     tr = stop_arrays(signals.trailing_stop, index, symbols, "signals.trailing_stop")
@@ -419,4 +474,5 @@ def prepare(
                               tp_frac=tp[0], tp_dist=tp[1], tp_price=tp[2],
                               trail_frac=tr[0], trail_dist=tr[1])
     params = build_params(symbols, insts, costs, account, signals.time_stop_bars)
-    return Prepared(tuple(symbols), index, timeframe, bar_arrays, sig_arrays, params, tuple(notes))
+    return Prepared(tuple(symbols), index, timeframe, bar_arrays, sig_arrays, params, tuple(notes),
+                    float(account.initial_cash_usd))

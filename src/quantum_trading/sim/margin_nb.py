@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def tier_index_nb(tiers: np.ndarray, n_tiers: int, notional_usd: float) -> int:
     """Tier (0-based) of an absolute notional: the last tier whose floor is ``<= notional``."""
     k = 0
@@ -45,7 +45,7 @@ def tier_index_nb(tiers: np.ndarray, n_tiers: int, notional_usd: float) -> int:
     return k
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def maintenance_margin_nb(tiers: np.ndarray, n_tiers: int, notional_usd: float) -> float:
     """Maintenance margin (USDT) of a position of absolute notional ``notional_usd``.
 
@@ -86,7 +86,7 @@ def liquidation_price_nb(
     )
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def path_margin_nb(
     lam: float, base: float, pos: np.ndarray, work: np.ndarray, tiers: np.ndarray,
     n_tiers: np.ndarray, only: int,

@@ -12,6 +12,13 @@ min_notional`` (reduce-only orders are exempt) and available margin: reductions 
 first, then all exposure-adding orders are scaled down together so that the initial margin
 ``Σ |size|·open / leverage`` stays within equity.
 
+Reversals (a target of the opposite sign): with ``reversal_sizing="net"`` one order and one
+fill as above. With ``"after_close"`` (backtesting.py's broker) the new side is sized as an
+entry from flat from the equity left after the closing leg (:func:`_equity_after_close_nb`),
+and the order fills as two fills, the close then the new side; with ``size_with_costs`` new
+positions use backtesting.py's arithmetic, ``floor(E·|f|·(1 − ε) / (p_fill + fee per unit))``
+lots.
+
 Risk checks (only when ``params.risk`` is enabled; :mod:`~quantum_trading.sim.risk_nb`): every
 market order that would be sent (not a no-change, not skipped by the ``every_bar`` deadband or
 the minimum notional) passes :func:`~quantum_trading.sim.risk_nb.risk_check_nb` — orders that
@@ -25,6 +32,7 @@ not checked.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from numba import njit
@@ -57,6 +65,7 @@ from quantum_trading.sim.records import (
     Q_PENDING,
     REBAL_EVERY_BAR,
     REBAL_ON_CHANGE,
+    REVERSAL_AFTER_CLOSE,
     ST_FILLED,
     ST_MARGIN,
     ST_MIN_NOTIONAL,
@@ -81,6 +90,7 @@ __all__ = [
 
 _MARGIN_TOL = 1e-9  # relative tolerance of the available-margin check
 _DUST = 1e-9  # orders smaller than this fraction of the position are no change
+_BT_SIZE = 1.0 - sys.float_info.epsilon  # backtesting.py's default order size (all of the margin)
 
 
 @njit(cache=True, _nrt=False)
@@ -104,17 +114,69 @@ def execute_market_nb(state, params, bars, t: int, i: int, q: float, ref: float,
     return price
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _is_reduce_nb(u: float, cur: float) -> bool:
     return u == 0.0 or (cur != 0.0 and (u > 0.0) == (cur > 0.0) and abs(u) < abs(cur))
 
 
 @njit(cache=True, _nrt=False)
+def _equity_after_close_nb(state, params, bars, t: int, i: int, equity: float, cur: float) -> float:
+    """Equity left once asset ``i``'s position is closed at this open (``reversal_sizing=
+    "after_close"``): its closing fill booked exactly as :func:`execute_market_nb` and
+    :func:`~quantum_trading.sim.accounting_nb.apply_fill_nb` will book it (fill price with
+    spread, slippage and impact; taker fee), plus the other assets' unrealised PnL at the open.
+    ``equity`` (the equity at the open) when flat."""
+    if cur == 0.0:
+        return equity
+    p = flex_nb(bars.open, t, i)
+    a = abs(cur)
+    side = -1.0 if cur > 0.0 else 1.0
+    imp = impact_frac_nb(a * p, flex_nb(bars.sigma, t, i), flex_nb(bars.volume_usd, t, i),
+                         params.impact_k[i], params.max_impact_frac)
+    price = p * (1.0 + side * (params.half_spread[i] + params.slippage[i] + imp))
+    fee = a * price * params.taker_fee[i]
+    realized = a * (price - state.pos[i, P_ENTRY]) * (1.0 if cur > 0.0 else -1.0)
+    eq = state.acct[A_CASH] + (realized - fee - 0.0)
+    pos = state.pos
+    for j in range(pos.shape[0]):
+        s = pos[j, P_SIZE]
+        if j != i and s != 0.0:
+            eq += s * (flex_nb(bars.open, t, j) - pos[j, P_ENTRY])
+    return eq
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def _desired_units_nb(state, params, bars, t: int, i: int, f: float, equity: float, cur: float):
     p = flex_nb(bars.open, t, i)
     flags = 0
     if f == 0.0:
         return 0.0, flags
+    lot = params.lot_size[i]
+    if params.reversal_sizing == REVERSAL_AFTER_CLOSE and (cur == 0.0 or (f > 0.0) != (cur > 0.0)):
+        # a new position (from flat, or the far side of a reversal after its closing leg):
+        # backtesting.py's broker sizes it from the equity left after the close
+        eq = _equity_after_close_nb(state, params, bars, t, i, equity, cur)
+        if params.size_with_costs != 0:
+            side = 1.0 if f > 0.0 else -1.0
+            imp = impact_frac_nb(abs(f * eq / p) * p, flex_nb(bars.sigma, t, i),
+                                 flex_nb(bars.volume_usd, t, i), params.impact_k[i],
+                                 params.max_impact_frac)
+            pf = p * (1.0 + side * (params.half_spread[i] + params.slippage[i] + imp))
+            # its arithmetic: int(margin × size // (price + commission(size, price) / size))
+            size = abs(f) * _BT_SIZE
+            per_unit = pf + (size * pf * params.taker_fee[i]) / size
+            x = eq * size
+            if not (x > 0.0):
+                return 0.0, flags
+            units = (x // (per_unit * lot)) * lot if lot > 0.0 else x / per_unit
+            u = units if f > 0.0 else -units
+            cap = params.max_notional[i]
+            if abs(u) * p > cap:
+                u = trunc_lot_nb(cap / p if u > 0.0 else -cap / p, lot)
+                flags |= CAP_TIER
+            return u, flags
+        equity = eq
+        cur = 0.0
     ref = p
     if params.size_with_costs != 0:
         d0 = f * equity / p - cur
@@ -130,7 +192,7 @@ def _desired_units_nb(state, params, bars, t: int, i: int, f: float, equity: flo
     if abs(u) * p > cap:
         u = cap / p if u > 0.0 else -cap / p
         flags |= CAP_TIER
-    return trunc_lot_nb(u, params.lot_size[i]), flags
+    return trunc_lot_nb(u, lot), flags
 
 
 @njit(cache=True, _nrt=False)
@@ -291,12 +353,20 @@ def fill_pending_nb(state, params, bars, t: int, equity: float) -> None:
                 write_order_nb(state, t, dec, i, ptype, ST_MIN_NOTIONAL, flags, f, equity,
                                work[i, W_REQ], 0.0, np.nan)
                 continue
-        price = execute_market_nb(state, params, bars, t, i, q, p, ptype)
+        if (params.reversal_sizing == REVERSAL_AFTER_CLOSE and s != 0.0 and u != 0.0
+                and (u > 0.0) != (s > 0.0)):
+            # a reversal in two fills, as backtesting.py: close, then open the new side
+            p_close = execute_market_nb(state, params, bars, t, i, -s, p, ptype)
+            price = execute_market_nb(state, params, bars, t, i, u, p, ptype)
+            if p_close != price:  # impact differs by leg: the order's average price
+                price = (abs(s) * p_close + abs(u) * price) / (abs(s) + abs(u))
+        else:
+            price = execute_market_nb(state, params, bars, t, i, q, p, ptype)
         write_order_nb(state, t, dec, i, ptype, ST_FILLED, flags, f, equity, work[i, W_REQ], q,
                        price)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def wants_order_nb(target: np.ndarray, last_target: np.ndarray, rebalance: int, t: int) -> bool:
     """Whether :func:`read_targets_nb` would create any order at bar ``t`` (cheap check)."""
     for i in range(last_target.shape[0]):

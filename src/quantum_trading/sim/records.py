@@ -132,6 +132,8 @@ MODE_CROSS = 0
 MODE_ISOLATED = 1
 REBAL_ON_CHANGE = 0
 REBAL_EVERY_BAR = 1
+REVERSAL_NET = 0  # AccountConfig.reversal_sizing = "net"
+REVERSAL_AFTER_CLOSE = 1  # "after_close"
 
 # --- account scalars: state.acct[...] -------------------------------------------------------
 A_CASH = 0  # wallet balance (USDT): initial + realised - fees - funding - liq fees + insurance
@@ -165,7 +167,23 @@ C_TRADES = 2
 C_BANKRUPT = 3  # 1 once equity reached 0
 C_BANKRUPT_BAR = 4  # bar where it happened (-1 if never)
 C_NEXT_BAR = 5  # bars stepped so far (next bar to step)
-N_COUNTERS = 6
+C_SNAPS = 6  # account snapshots written (state.snap_bar / state.snap)
+N_COUNTERS = 7
+
+# --- account snapshots: state.snap[k, ...] --------------------------------------------------
+# Written at the close of every bar where cash, positions or the cumulative costs changed (a
+# fill or a funding settlement), and at the first bar stepped; the per-bar cash, positions and
+# cumulative costs of SimResult are these rows carried forward (exact: nothing else changes them).
+S_CASH = 0  # wallet balance at the close
+S_COST = 1  # snap[k, S_COST : S_COST + N_COST] = acct[A_REALIZED : A_REALIZED + N_COST]
+S_POS = 9  # snap[k, S_POS + i] = signed size of asset i at the close (N_SNAP_BASE + N columns)
+N_SNAP_BASE = 9
+
+# --- most records one step can write (the kernels stop before a step that might not fit) ----
+FILLS_PER_ASSET_STEP = 3  # a reversal's two legs (reversal_sizing="after_close") + one exit
+ORDERS_PER_ASSET_STEP = 1
+TRADES_PER_ASSET_STEP = 2  # the trade a reversal closes + a stop on the new one
+RISK_PER_ASSET_STEP = 3
 
 # --- per-asset position state: state.pos[i, ...] ---------------------------------------------
 P_SIZE = 0  # signed base units
@@ -220,3 +238,6 @@ W_STYPE = 8  # OT_STOP_LOSS or OT_TRAILING
 W_TYPE = 9  # pending order type being processed
 W_Q = 10  # signed order size to execute (W_REQ unless the risk checks resized it)
 N_WORK = 11
+
+assert S_POS == S_COST + N_COST == N_SNAP_BASE
+

@@ -12,8 +12,6 @@ Signs and identities (all USDT, cumulative from the start):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 
@@ -31,12 +29,18 @@ from quantum_trading.sim.accounting_nb import open_trades_nb
 from quantum_trading.sim.records import (
     A_CASH,
     A_EQUITY,
+    A_REALIZED,
     C_BANKRUPT,
     C_BANKRUPT_BAR,
     C_FILLS,
     C_ORDERS,
+    C_SNAPS,
     C_TRADES,
     COST_COLUMNS,
+    N_COST,
+    S_CASH,
+    S_COST,
+    S_POS,
     risk_dt,
     trade_dt,
 )
@@ -64,7 +68,6 @@ _REASON_TEXTS = np.array(REASON_TEXTS, dtype=object)
 _STATE_NAMES = np.array(TRADING_STATE_NAMES, dtype=object)
 
 
-@dataclass(frozen=True)
 class SimResult:
     """What a simulation produced, labelled with times and symbols.
 
@@ -81,37 +84,154 @@ class SimResult:
     (``trading_state`` active / reducing / halted, ``lock_reason``, ``equity_open_usd``,
     day / week start and peak equity, ``trades_today``, ``risk_multiplier``). Without risk
     limits ``risk_decisions`` is empty and ``risk_state`` is None.
+
+    The pandas objects are built on first access and then kept (a sweep that reads only
+    ``final_equity_usd`` or ``totals`` never pays for them); the result owns its arrays, so
+    later changes to the inputs or to a reused simulator state do not reach it. Read-only.
     """
 
-    symbols: tuple[str, ...]
-    index: pd.Index
-    initial_cash_usd: float
-    equity: pd.Series
-    cash: pd.Series
-    positions: pd.DataFrame
-    margin_ratio: pd.Series
-    costs: pd.DataFrame
-    fills: pd.DataFrame
-    orders: pd.DataFrame
-    trades: pd.DataFrame
-    totals: dict[str, float]
-    per_asset: pd.DataFrame
-    bankrupt_time: pd.Timestamp | None
-    notes: tuple[str, ...] = ()
-    records: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    risk_decisions: pd.DataFrame = field(default_factory=lambda: _empty_risk_frame(), repr=False)
-    risk_state: pd.DataFrame | None = field(default=None, repr=False)
+    __slots__ = ("_arrays", "_cache", "bankrupt_time", "index", "initial_cash_usd", "notes",
+                 "records", "symbols", "totals")
 
+    def __init__(self, *, symbols: tuple[str, ...], index: pd.Index, initial_cash_usd: float,
+                 arrays: dict[str, np.ndarray], records: dict[str, np.ndarray],
+                 totals: dict[str, float], bankrupt_time: pd.Timestamp | None,
+                 notes: tuple[str, ...] = ()) -> None:
+        self.symbols = symbols
+        self.index = index
+        self.initial_cash_usd = float(initial_cash_usd)
+        self._arrays = arrays
+        self.records = records
+        self.totals = totals
+        self.bankrupt_time = bankrupt_time
+        self.notes = notes
+        self._cache: dict[str, object] = {}
+
+    def __repr__(self) -> str:
+        return (f"SimResult(symbols={self.symbols}, bars={len(self.index)}, "
+                f"fills={len(self.records['fills'])}, trades={len(self.records['trades'])}, "
+                f"final_equity_usd={self.final_equity_usd:.2f}, bankrupt={self.bankrupt})")
+
+    def _cached(self, name: str, build) -> object:
+        value = self._cache.get(name)
+        if value is None:
+            value = self._cache[name] = build()
+        return value
+
+    # -- per bar ------------------------------------------------------------------------------
+    @property
+    def equity(self) -> pd.Series:
+        """Equity (USDT) at each close: cash + unrealised PnL."""
+        return self._cached("equity", lambda: pd.Series(
+            self._arrays["equity"], index=self.index, name="equity_usd", copy=False))
+
+    @property
+    def cash(self) -> pd.Series:
+        """Wallet balance (USDT) at each close."""
+        return self._cached("cash", lambda: pd.Series(
+            self._per_bar(S_CASH, S_CASH + 1)[:, 0], index=self.index, name="cash_usd",
+            copy=False))
+
+    @property
+    def positions(self) -> pd.DataFrame:
+        """Signed size (base units) of each asset at each close."""
+        return self._cached("positions", lambda: pd.DataFrame(
+            self._per_bar(S_POS, S_POS + len(self.symbols)), index=self.index,
+            columns=list(self.symbols), copy=False))
+
+    @property
+    def margin_ratio(self) -> pd.Series:
+        """Maintenance margin / equity at each close (0 when flat or bankrupt)."""
+        return self._cached("margin_ratio", lambda: pd.Series(
+            self._arrays["margin_ratio"], index=self.index, name="margin_ratio", copy=False))
+
+    @property
+    def costs(self) -> pd.DataFrame:
+        """Cumulative realised PnL and costs (USDT) at each close, ``COST_COLUMNS``."""
+        return self._cached("costs", lambda: pd.DataFrame(
+            self._per_bar(S_COST, S_COST + N_COST), index=self.index,
+            columns=list(COST_COLUMNS), copy=False))
+
+    def _per_bar(self, lo: int, hi: int) -> np.ndarray:
+        """Snapshot columns ``lo:hi`` carried forward to every bar ``[T, hi − lo]``."""
+        return _expand_snapshots(self._arrays["snap_bar"], self._arrays["snap"][:, lo:hi],
+                                 len(self.index), self.initial_cash_usd if lo == S_CASH else 0.0)
+
+    # -- records ------------------------------------------------------------------------------
+    @property
+    def fills(self) -> pd.DataFrame:
+        """Every execution: time, symbol, order_type, side, size, price, costs, PnL, ..."""
+        def build() -> pd.DataFrame:
+            rec = self.records["fills"]
+            df = _records_frame(rec, self.index, self._sym, {"bar": "time"})
+            df["order_type"] = _OT_NAMES[rec["order_type"]]
+            return df
+        return self._cached("fills", build)  # type: ignore[return-value]
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        """Every market order processed: status, cap flags, requested and filled size."""
+        def build() -> pd.DataFrame:
+            rec = self.records["orders"]
+            df = _records_frame(rec, self.index, self._sym,
+                                {"bar": "time", "decision_bar": "decision_time"})
+            df["order_type"] = _OT_NAMES[rec["order_type"]]
+            df["status"] = _STATUS_NAMES[rec["status"]]
+            return df
+        return self._cached("orders", build)  # type: ignore[return-value]
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Trades flat to flat (still-open ones last, valued at the last close)."""
+        def build() -> pd.DataFrame:
+            rec = self.records["trades"]
+            df = _records_frame(rec, self.index, self._sym,
+                                {"entry_bar": "entry_time", "exit_bar": "exit_time"})
+            df["exit_reason"] = _EXIT_NAMES[rec["exit_reason"]]
+            return df
+        return self._cached("trades", build)  # type: ignore[return-value]
+
+    @property
+    def per_asset(self) -> pd.DataFrame:
+        """Totals per asset (rows = symbols, columns = ``COST_COLUMNS``)."""
+        return self._cached("per_asset", lambda: pd.DataFrame(
+            self._arrays["asset_totals"], index=list(self.symbols), columns=list(COST_COLUMNS)))
+
+    @property
+    def risk_decisions(self) -> pd.DataFrame:
+        """One row per risk decision (empty without risk limits)."""
+        def build() -> pd.DataFrame:
+            rec = self.records.get("risk_decisions")
+            if rec is None:
+                return _empty_risk_frame()
+            return _risk_frame(rec, self.index, self._sym)
+        return self._cached("risk_decisions", build)  # type: ignore[return-value]
+
+    @property
+    def risk_state(self) -> pd.DataFrame | None:
+        """Per-bar risk state at each close; None without risk limits."""
+        out = self._arrays.get("risk_out")
+        if out is None:
+            return None
+        return self._cached("risk_state", lambda: _risk_state_frame(out, self.index))  # type: ignore[return-value]
+
+    @property
+    def _sym(self) -> np.ndarray:
+        return np.array(self.symbols, dtype=object)
+
+    # -- summaries ----------------------------------------------------------------------------
     @property
     def trading_state(self) -> pd.Series | None:
         """Risk trading state at each bar's close (``"active"``, ``"reducing"``,
         ``"halted"``); None without risk limits."""
-        return None if self.risk_state is None else self.risk_state["trading_state"]
+        rs = self.risk_state
+        return None if rs is None else rs["trading_state"]
 
     @property
     def final_equity_usd(self) -> float:
         """Equity at the last close."""
-        return float(self.equity.iloc[-1]) if len(self.equity) else self.initial_cash_usd
+        eq = self._arrays["equity"]
+        return float(eq[-1]) if len(eq) else self.initial_cash_usd
 
     @property
     def bankrupt(self) -> bool:
@@ -151,6 +271,22 @@ class SimResult:
                   exit_reason=ExitReason[r.exit_reason.upper()])
             for r in self.trades.itertuples(index=False)
         ]
+
+
+def _expand_snapshots(snap_bar: np.ndarray, cols: np.ndarray, n_bars: int,
+                      first_value: float) -> np.ndarray:
+    """Carry each snapshot row forward to the bars up to the next one; bars before the first
+    snapshot get ``first_value`` in column 0 and 0 elsewhere (the initial cash; flat; no
+    costs). Exact: between snapshots nothing changes these values."""
+    if len(snap_bar) == 0 or snap_bar[0] > 0:
+        first = np.zeros((1, cols.shape[1]))
+        first[0, 0] = first_value
+        cols = np.concatenate([first, cols])
+        snap_bar = np.concatenate([[0], snap_bar])
+    counts = np.diff(np.append(snap_bar, n_bars))
+    out = np.repeat(cols, counts, axis=0)
+    out.flags.writeable = False
+    return out
 
 
 def _records_frame(rec: np.ndarray, index: pd.Index, symbols: np.ndarray,
@@ -195,63 +331,41 @@ def build_result(state: SimState, *, symbols: tuple[str, ...], index: pd.Index,
                  copy: bool = True) -> SimResult:
     """Wrap the state after ``len(index)`` steps into a :class:`SimResult`.
 
-    ``copy=False`` shares the per-bar arrays with ``state`` (for a state that is not stepped
-    any more, as in :func:`~quantum_trading.sim.simulate`).
+    ``copy=False`` hands the state's per-bar arrays to the result without copying them (for a
+    state that is not stepped or reused any more, as in :func:`~quantum_trading.sim.simulate`);
+    records are always copied. The pandas objects are built on first access.
     """
     n_bars = len(index)
 
     def view(a: np.ndarray) -> np.ndarray:
-        return a[:n_bars].copy() if copy else a[:n_bars]
+        out = a[:n_bars].copy() if copy else a[:n_bars]
+        out.flags.writeable = False
+        return out
 
-    sym = np.array(symbols, dtype=object)
     fills = state.fills[: state.counters[C_FILLS]].copy()
     orders = state.orders[: state.counters[C_ORDERS]].copy()
     open_rec = np.zeros(len(symbols), dtype=trade_dt)
     m = open_trades_nb(state, n_bars - 1, open_rec)
     trades = np.concatenate([state.trades[: state.counters[C_TRADES]], open_rec[:m]])
-
-    fills_df = _records_frame(fills, index, sym, {"bar": "time"})
-    fills_df["order_type"] = _OT_NAMES[fills["order_type"]]
-    orders_df = _records_frame(orders, index, sym, {"bar": "time", "decision_bar": "decision_time"})
-    orders_df["order_type"] = _OT_NAMES[orders["order_type"]]
-    orders_df["status"] = _STATUS_NAMES[orders["status"]]
-    trades_df = _records_frame(trades, index, sym, {"entry_bar": "entry_time", "exit_bar": "exit_time"})
-    trades_df["exit_reason"] = _EXIT_NAMES[trades["exit_reason"]]
-
-    costs = pd.DataFrame(view(state.out_cum), index=index, columns=list(COST_COLUMNS), copy=False)
-    totals = {name: float(state.out_cum[n_bars - 1, k]) if n_bars else 0.0
-              for k, name in enumerate(COST_COLUMNS)}
+    n_snaps = int(state.counters[C_SNAPS])
+    arrays: dict[str, np.ndarray] = {
+        "equity": view(state.out_equity),
+        "margin_ratio": view(state.out_margin_ratio),
+        "snap_bar": state.snap_bar[:n_snaps].copy(),
+        "snap": state.snap[:n_snaps].copy(),
+        "asset_totals": state.asset_totals.copy(),
+    }
+    totals: dict[str, float] = {name: float(state.acct[A_REALIZED + k]) if n_bars else 0.0
+                                for k, name in enumerate(COST_COLUMNS)}
     upnl = float(state.acct[A_EQUITY] - state.acct[A_CASH])
     totals.update(initial_cash_usd=float(initial_cash_usd), final_cash_usd=float(state.acct[A_CASH]),
                   final_equity_usd=float(state.acct[A_EQUITY]), unrealized_pnl_usd=upnl)
     bankrupt_time = index[int(state.counters[C_BANKRUPT_BAR])] if state.counters[C_BANKRUPT] else None
     records = {"fills": fills, "orders": orders, "trades": trades}
-    risk_kwargs: dict[str, object] = {}
     rs = state.risk
     if rs.ints[RI_ENABLED]:
-        decisions = rs.decisions[: rs.ints[RI_N_DECISIONS]].copy()
-        records["risk_decisions"] = decisions
-        risk_kwargs = {"risk_decisions": _risk_frame(decisions, index, sym),
-                       "risk_state": _risk_state_frame(rs.out[:n_bars].copy(), index)}
-    return SimResult(
-        symbols=symbols,
-        index=index,
-        initial_cash_usd=float(initial_cash_usd),
-        equity=pd.Series(view(state.out_equity), index=index, name="equity_usd", copy=False),
-        cash=pd.Series(view(state.out_cash), index=index, name="cash_usd", copy=False),
-        positions=pd.DataFrame(view(state.out_positions), index=index, columns=list(symbols),
-                               copy=False),
-        margin_ratio=pd.Series(view(state.out_margin_ratio), index=index, name="margin_ratio",
-                               copy=False),
-        costs=costs,
-        fills=fills_df,
-        orders=orders_df,
-        trades=trades_df,
-        totals=totals,
-        per_asset=pd.DataFrame(state.asset_totals.copy(), index=list(symbols),
-                               columns=list(COST_COLUMNS)),
-        bankrupt_time=bankrupt_time,
-        notes=notes,
-        records=records,
-        **risk_kwargs,  # type: ignore[arg-type]
-    )
+        records["risk_decisions"] = rs.decisions[: rs.ints[RI_N_DECISIONS]].copy()
+        arrays["risk_out"] = rs.out[:n_bars].copy()
+    return SimResult(symbols=tuple(symbols), index=index, initial_cash_usd=initial_cash_usd,
+                     arrays=arrays, records=records, totals=totals,
+                     bankrupt_time=bankrupt_time, notes=tuple(notes))

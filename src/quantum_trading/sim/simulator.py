@@ -29,10 +29,12 @@ from quantum_trading.sim.costs_nb import impact_inputs_at_nb
 from quantum_trading.sim.engine_nb import simulate_nb
 from quantum_trading.sim.inputs import (
     BarsInput,
+    Prepared,
     SeriesInput,
     _resolve_instruments,
     build_params,
     prepare,
+    target_array,
 )
 from quantum_trading.sim.records import (
     A_CASH,
@@ -70,7 +72,7 @@ from quantum_trading.sim.state import (
     risk_params,
 )
 
-__all__ = ["Simulator", "StepInfo", "run_arrays", "simulate"]
+__all__ = ["Simulator", "StepInfo", "run_arrays", "simulate", "simulate_prepared"]
 
 _DEFAULT_COSTS = CostsConfig()
 _OHLC = {"open": 0, "high": 1, "low": 2, "close": 3}
@@ -159,18 +161,66 @@ def simulate(
     """
     prep = prepare(bars, signals, instruments=instruments, costs=costs, account=account,
                    funding=funding, mark=mark)
+    return simulate_prepared(prep, risk=risk)
+
+
+def simulate_prepared(
+    prepared: Prepared,
+    target: pd.Series | pd.DataFrame | np.ndarray | None = None,
+    *,
+    risk: RiskConfig | None = None,
+) -> SimResult:
+    """Run inputs checked once by :func:`~quantum_trading.sim.prepare`, optionally with new
+    targets: the sweep API (validate the bars, costs and account once, then one call per
+    parameter set; :func:`simulate` is ``simulate_prepared(prepare(...), risk=risk)``).
+
+    Parameters
+    ----------
+    prepared:
+        :class:`~quantum_trading.sim.inputs.Prepared` from :func:`~quantum_trading.sim.prepare`
+        (bars, stops, costs, account; its bars must not change while it is in use).
+    target:
+        Targets replacing the prepared ones (same contract: multiple of equity decided at the
+        close, filled at the next open, NaN = no decision): a Series / DataFrame on the bar
+        index, or an array ``[T]`` (one asset) / ``[T, N]`` in symbol order. Only this array
+        is checked (shape, no infinities). None: the prepared targets.
+    risk:
+        As in :func:`simulate`.
+
+    Returns
+    -------
+    SimResult
+        As :func:`simulate`'s; its pandas objects are built only when read, so a sweep that
+        reads ``final_equity_usd`` / ``totals`` / ``records`` pays for the simulation alone.
+
+    >>> idx = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC")
+    >>> px = pd.DataFrame({"open": [100.0, 100, 110, 120], "high": [100.0, 110, 120, 120],
+    ...                    "low": [100.0, 100, 110, 120], "close": [100.0, 110, 120, 120]},
+    ...                   index=idx)
+    >>> from quantum_trading.sim import prepare
+    >>> prep = prepare(px, Signals(pd.Series(float("nan"), index=idx, name="X")),
+    ...                instruments=None, account=AccountConfig(),
+    ...                costs=CostsConfig(taker_fee_bps=0, half_spread_bps=0, slippage_bps=0,
+    ...                                  default_funding_rate=0))
+    >>> [simulate_prepared(prep, np.array([f, np.nan, 0.0, np.nan])).final_equity_usd
+    ...  for f in (0.5, 1.0)]
+    [11000.0, 12000.0]
+    """
+    prep = prepared
+    signals = prep.signals
+    if target is not None:
+        signals = signals._replace(target=target_array(target, prep.index, prep.symbols, "target"))
     n_bars = len(prep.index)
     params = prep.params
     if risk is not None:
         _check_risk(risk)
-        index_ns = prep.index.as_unit("ns").asi8
-        params = params._replace(risk=risk_params(risk, index_ns))
-    state = new_state(len(prep.symbols), account.initial_cash_usd, n_bars=n_bars,
-                      n_tiers_max=prep.params.tiers.shape[1], risk=risk is not None,
+        params = params._replace(risk=risk_params(risk, prep.index.as_unit("ns").asi8))
+    state = new_state(len(prep.symbols), prep.initial_cash_usd, n_bars=n_bars,
+                      n_tiers_max=params.tiers.shape[1], risk=risk is not None,
                       risk_multiplier=risk.risk_multiplier if risk is not None else 1.0)
-    state = run_arrays(state, prep.bars, prep.signals, params, 0, n_bars)
+    state = run_arrays(state, prep.bars, signals, params, 0, n_bars)
     return build_result(state, symbols=prep.symbols, index=prep.index,
-                        initial_cash_usd=account.initial_cash_usd, notes=prep.notes, copy=False)
+                        initial_cash_usd=prep.initial_cash_usd, notes=prep.notes, copy=False)
 
 
 def _check_risk(risk: object) -> None:

@@ -3,14 +3,17 @@
 Everything a kernel touches is here: market arrays (:class:`BarArrays`), strategy arrays
 (:class:`SignalArrays`), fixed parameters (:class:`SimParams`) and the mutable running state
 (:class:`SimState`: account scalars, positions, pending orders, record buffers, per-bar
-outputs). Risk limits ride along as nested NamedTuples (``SimParams.risk``, ``SimState.risk``;
+equity and margin ratio, and account snapshots — cash, cumulative costs and positions at the
+close of each bar where a fill or funding changed them). Risk limits ride along as nested NamedTuples (``SimParams.risk``, ``SimState.risk``;
 :mod:`quantum_trading.sim.risk_nb`), switched off unless a
 :class:`~quantum_trading.sim.config.RiskConfig` is given. Arrays in :class:`BarArrays` and :class:`SignalArrays` are float64, C-contiguous,
 2-D and *flexible*: shape ``[T, N]``, ``[1, N]``, ``[T, 1]`` or ``[1, 1]`` (a length-1 axis
 broadcasts), so a constant needs no ``[T, N]`` copy and a one-bar step passes ``[1, N]`` rows.
 
 :func:`new_state` allocates a state; :func:`ensure_capacity` grows its record buffers and
-per-bar outputs (copying what is there) so that no record is ever dropped.
+per-bar outputs (copying what is there) so that no record is ever dropped. A state's
+snapshot buffer holds one row per bar of ``n_bars``, so a run of that length never stops for
+it (rows never written cost no memory).
 """
 
 from __future__ import annotations
@@ -26,14 +29,18 @@ from quantum_trading.sim.records import (
     C_BANKRUPT_BAR,
     C_FILLS,
     C_ORDERS,
+    C_SNAPS,
     C_TRADES,
+    FILLS_PER_ASSET_STEP,
     N_ACCT,
     N_COST,
     N_COUNTERS,
     N_PEND,
     N_POS,
     N_POSI,
+    N_SNAP_BASE,
     N_WORK,
+    ORDERS_PER_ASSET_STEP,
     OT_NONE,
     P_BEST,
     P_LAST,
@@ -43,6 +50,9 @@ from quantum_trading.sim.records import (
     P_TRAIL_FRAC,
     Q_ENTRY_BAR,
     Q_PENDING,
+    REVERSAL_NET,
+    RISK_PER_ASSET_STEP,
+    TRADES_PER_ASSET_STEP,
     fill_dt,
     order_dt,
     trade_dt,
@@ -63,6 +73,7 @@ __all__ = [
     "SimParams",
     "SimState",
     "ensure_capacity",
+    "has_capacity",
     "new_state",
     "readonly_2d",
     "risk_params",
@@ -146,6 +157,7 @@ class SimParams(NamedTuple):
     n_tiers: np.ndarray  # [N] int64
     time_stop_bars: np.ndarray  # [N] int64, 0 = none
     risk: RiskParams = RISK_OFF  # risk limits (risk_nb); RISK_OFF = no checks
+    reversal_sizing: int = REVERSAL_NET  # REVERSAL_NET / REVERSAL_AFTER_CLOSE
 
 
 class SimState(NamedTuple):
@@ -161,11 +173,10 @@ class SimState(NamedTuple):
     fills: np.ndarray  # fill_dt records
     orders: np.ndarray  # order_dt records
     trades: np.ndarray  # trade_dt records (closed trades)
-    out_cash: np.ndarray  # [T] wallet balance at each close
     out_equity: np.ndarray  # [T] equity at each close
-    out_positions: np.ndarray  # [T, N] signed size at each close
     out_margin_ratio: np.ndarray  # [T] maintenance margin / equity at each close
-    out_cum: np.ndarray  # [T, N_COST] cumulative PnL and costs at each close
+    snap_bar: np.ndarray  # [S] int64: bar of each account snapshot (ascending)
+    snap: np.ndarray  # [S, N_SNAP_BASE + N]: cash, cumulative costs, positions at that close
     scratch: np.ndarray  # [N * (K + 1) + 2] float64 (liquidation breakpoints)
     work: np.ndarray  # [N, N_WORK] float64 per-step scratch
     risk: RiskState  # risk state, decision records and per-bar risk outputs (risk_nb)
@@ -213,11 +224,11 @@ def new_state(
         fills=np.empty(fills_capacity or guess, dtype=fill_dt),
         orders=np.empty(orders_capacity or guess, dtype=order_dt),
         trades=np.empty(trades_capacity or guess, dtype=trade_dt),
-        out_cash=np.empty(max(n_bars, 1), dtype=np.float64),
         out_equity=np.empty(max(n_bars, 1), dtype=np.float64),
-        out_positions=np.empty((max(n_bars, 1), n), dtype=np.float64),
         out_margin_ratio=np.empty(max(n_bars, 1), dtype=np.float64),
-        out_cum=np.empty((max(n_bars, 1), N_COST), dtype=np.float64),
+        # at most one snapshot a bar: room for n_bars (untouched rows cost no memory)
+        snap_bar=np.empty(max(n_bars, 1) + 1, dtype=np.int64),
+        snap=np.empty((max(n_bars, 1) + 1, N_SNAP_BASE + n), dtype=np.float64),
         scratch=np.zeros(n * (n_tiers_max + 1) + 2, dtype=np.float64),
         work=np.zeros((n, N_WORK), dtype=np.float64),
         risk=new_risk_state(n, enabled=risk, n_bars=n_bars if risk else 1,
@@ -267,32 +278,36 @@ def _grown(arr: np.ndarray, size: int) -> np.ndarray:
 def ensure_capacity(state: SimState, *, bars_needed: int) -> SimState:
     """Return ``state`` with room for one more step at bar ``bars_needed - 1``.
 
-    A step writes at most 2 fills, 2 closed trades, 1 order and 3 risk decisions per asset,
-    and one row of per-bar outputs. Buffers that are short are doubled (contents copied); the others are
-    shared with the input state.
+    A step writes at most 3 fills, 2 closed trades, 1 order and 3 risk decisions per asset,
+    one account snapshot and one row of per-bar outputs. Buffers that are short are doubled
+    (contents copied); the others are shared with the input state.
     """
     n = state.pos.shape[0]
     changes: dict[str, Any] = {}
     for name, counter, per_step in (
-        ("fills", C_FILLS, 2 * n),
-        ("orders", C_ORDERS, n),
-        ("trades", C_TRADES, 2 * n),
+        ("fills", C_FILLS, FILLS_PER_ASSET_STEP * n),
+        ("orders", C_ORDERS, ORDERS_PER_ASSET_STEP * n),
+        ("trades", C_TRADES, TRADES_PER_ASSET_STEP * n),
+        ("snap", C_SNAPS, 1),
     ):
         buf = getattr(state, name)
         used = int(state.counters[counter])
         if buf.shape[0] - used < per_step:
-            changes[name] = _grown(buf, max(2 * buf.shape[0], used + per_step))
-    if state.out_cash.shape[0] < bars_needed:
-        size = max(2 * state.out_cash.shape[0], bars_needed)
-        for name in ("out_cash", "out_equity", "out_positions", "out_margin_ratio", "out_cum"):
+            size = max(2 * buf.shape[0], used + per_step)
+            changes[name] = _grown(buf, size)
+            if name == "snap":
+                changes["snap_bar"] = _grown(state.snap_bar, size)
+    if state.out_equity.shape[0] < bars_needed:
+        size = max(2 * state.out_equity.shape[0], bars_needed)
+        for name in ("out_equity", "out_margin_ratio"):
             changes[name] = _grown(getattr(state, name), size)
     rs = state.risk
     if rs.ints[RI_ENABLED]:
         rchanges: dict[str, np.ndarray] = {}
         used = int(rs.ints[RI_N_DECISIONS])
-        if rs.decisions.shape[0] - used < 3 * n:
-            rchanges["decisions"] = _grown(rs.decisions,
-                                           max(2 * rs.decisions.shape[0], used + 3 * n))
+        need = RISK_PER_ASSET_STEP * n
+        if rs.decisions.shape[0] - used < need:
+            rchanges["decisions"] = _grown(rs.decisions, max(2 * rs.decisions.shape[0], used + need))
         if rs.out.shape[0] < bars_needed:
             rchanges["out"] = _grown(rs.out, max(2 * rs.out.shape[0], bars_needed))
         if rchanges:
@@ -305,11 +320,12 @@ def has_capacity(state: SimState, t: int) -> bool:
     n = state.pos.shape[0]
     rs = state.risk
     return bool(
-        state.fills.shape[0] - state.counters[C_FILLS] >= 2 * n
-        and state.orders.shape[0] - state.counters[C_ORDERS] >= n
-        and state.trades.shape[0] - state.counters[C_TRADES] >= 2 * n
-        and state.out_cash.shape[0] > t
+        state.fills.shape[0] - state.counters[C_FILLS] >= FILLS_PER_ASSET_STEP * n
+        and state.orders.shape[0] - state.counters[C_ORDERS] >= ORDERS_PER_ASSET_STEP * n
+        and state.trades.shape[0] - state.counters[C_TRADES] >= TRADES_PER_ASSET_STEP * n
+        and state.snap.shape[0] - state.counters[C_SNAPS] >= 1
+        and state.out_equity.shape[0] > t
         and (not rs.ints[RI_ENABLED]
-             or (rs.decisions.shape[0] - rs.ints[RI_N_DECISIONS] >= 3 * n and rs.out.shape[0] > t))
+             or (rs.decisions.shape[0] - rs.ints[RI_N_DECISIONS] >= RISK_PER_ASSET_STEP * n
+                 and rs.out.shape[0] > t))
     )
-
