@@ -33,6 +33,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/indicators.py
 	$(BIN)/python bench/simulator.py
 	$(BIN)/python bench/risk.py
+	$(BIN)/python bench/sweep.py
+	$(BIN)/python bench/trading.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -37,6 +37,7 @@ def _register() -> None:
     from quantum_trading.cli import exchange as exchange_cli
     from quantum_trading.cli import research as research_cli
     from quantum_trading.cli import risk as risk_cli
+    from quantum_trading.cli import trade as trade_cli
     from quantum_trading.cli import validation as validation_cli
 
     app.add_typer(data_cli.app, name="data")
@@ -47,6 +48,8 @@ def _register() -> None:
     app.command(name="optimize")(research_cli.optimize)
     app.command(name="walk-forward")(validation_cli.walk_forward)
     app.command(name="validate")(validation_cli.validate)
+    for name in ("paper", "live", "orders", "positions", "kill"):
+        app.command(name=name)(getattr(trade_cli, name))
 
 
 _register()
