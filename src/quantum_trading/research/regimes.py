@@ -36,16 +36,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from quantum_trading.errors import ConfigError
 from quantum_trading.features import adx, ema, realised_volatility, rolling_quantile
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "HMM_FEATURES",
