@@ -50,7 +50,8 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     @stream.setter
     def stream(self, value: Any) -> None:
-        pass
+        """Ignore assignments: logging's setStream/constructor would pin one stream, but this
+        handler must follow ``sys.stderr`` as it is swapped (tests, redirected output)."""
 
 
 def _logging(verbose: bool) -> None:

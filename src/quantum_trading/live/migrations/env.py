@@ -58,9 +58,10 @@ def run_migrations_online() -> None:
         connection.commit()
 
 
-if config is None:
-    pass
-elif context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+# Alembic sets `config` when it runs this file; importing it as a module (e.g. for package
+# discovery) must not run migrations.
+if config is not None:
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()
