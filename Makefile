@@ -16,7 +16,12 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e .
 	touch $@
 
+# torch is pinned to the local CPU wheel before anything that depends on it: an unpinned
+# resolve would pull the newest CUDA build (several GB).
+TORCH_PIN := torch==2.13.0
+
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet "$(TORCH_PIN)"
 	$(PIP) install --quiet -e ".[test,dev]"
 	touch $@ $(VENV)/.installed-base
 
