@@ -101,10 +101,11 @@ def _set_exit_levels_nb(state, i: int, direction: float, price: float) -> None:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _write_trade_nb(state, k: int, i: int, exit_bar: int, exit_reason: int, is_open: int,
+def _write_trade_nb(state, rec, i: int, exit_bar: int, exit_reason: int, is_open: int,
                     extra_pnl: float, exit_price: float) -> None:
+    """Write asset ``i``'s trade into the trade_dt record ``rec`` (closed at ``exit_price``,
+    or still open and valued there with ``extra_pnl`` of unrealised PnL)."""
     pos = state.pos
-    rec = state.trades[k]
     rec["asset"] = i
     rec["direction"] = 1 if pos[i, P_T_MAX_SIZE] > 0 else -1
     rec["entry_bar"] = state.posi[i, Q_ENTRY_BAR]
@@ -181,7 +182,7 @@ def apply_fill_nb(
         pos[i, P_T_LIQ_FEE] += liq_fee * w
         if closed >= abs(cur):
             k = state.counters[C_TRADES]
-            _write_trade_nb(state, k, i, t, otype, 0, 0.0,
+            _write_trade_nb(state, state.trades[k], i, t, otype, 0, 0.0,
                             pos[i, P_T_EXIT_NOTIONAL] / pos[i, P_T_EXIT_QTY])
             state.counters[C_TRADES] = k + 1
             _reset_trade_nb(pos, i)
@@ -275,24 +276,7 @@ def open_trades_nb(state, last_bar: int, out: np.ndarray) -> int:
         if s == 0.0:
             continue
         last = pos[i, P_LAST]
-        upnl = s * (last - pos[i, P_ENTRY])
-        rec = out[m]
-        rec["asset"] = i
-        rec["direction"] = 1 if s > 0 else -1
-        rec["entry_bar"] = state.posi[i, Q_ENTRY_BAR]
-        rec["exit_bar"] = last_bar
-        rec["entry_price"] = pos[i, P_T_ENTRY_NOTIONAL] / pos[i, P_T_ENTRY_QTY]
-        rec["exit_price"] = last
-        rec["size"] = abs(pos[i, P_T_MAX_SIZE])
-        rec["entry_size"] = pos[i, P_T_ENTRY_QTY]
-        gross = pos[i, P_T_REALIZED] + upnl
-        rec["gross_pnl_usd"] = gross
-        rec["fees_usd"] = pos[i, P_T_FEES]
-        rec["funding_usd"] = pos[i, P_T_FUNDING]
-        rec["costs_usd"] = pos[i, P_T_COSTS]
-        rec["liquidation_fee_usd"] = pos[i, P_T_LIQ_FEE]
-        rec["pnl_usd"] = gross - pos[i, P_T_FEES] - pos[i, P_T_FUNDING] - pos[i, P_T_LIQ_FEE]
-        rec["exit_reason"] = EXIT_OPEN
-        rec["is_open"] = 1
+        _write_trade_nb(state, out[m], i, last_bar, EXIT_OPEN, 1, s * (last - pos[i, P_ENTRY]),
+                        last)
         m += 1
     return m
