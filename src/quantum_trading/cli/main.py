@@ -37,12 +37,14 @@ def _register() -> None:
     from quantum_trading.cli import exchange as exchange_cli
     from quantum_trading.cli import research as research_cli
     from quantum_trading.cli import risk as risk_cli
+    from quantum_trading.cli import rl as rl_cli
     from quantum_trading.cli import trade as trade_cli
     from quantum_trading.cli import validation as validation_cli
 
     app.add_typer(data_cli.app, name="data")
     app.add_typer(exchange_cli.app, name="exchange")
     app.add_typer(risk_cli.app, name="risk")
+    app.add_typer(rl_cli.app, name="rl")
     app.command(name="demo")(demo_cli.demo)
     app.command(name="backtest")(backtest_cli.backtest)
     app.command(name="optimize")(research_cli.optimize)
