@@ -40,6 +40,14 @@ fills is rejected (expired if partly filled).
 Positions opened inside a bar (by a stop or a limit) are checked for liquidation from the next
 bar on. Liquidations and bankruptcy closes appear as filled orders with client ids
 ``autoclose-N`` (as Binance names them) and cancel the liquidated symbols' open orders.
+
+Modules
+-------
+This module is the protocol face (orders in, account and market data out, bars in). The parts:
+:mod:`~.paper_checks` (order-entry checks and the margin an order reserves; orders that only
+reduce a position are exempt from the minimum notional), :mod:`~.paper_book` (orders, their
+lifecycle and the incremental tally of reserved margin), :mod:`~.paper_matcher` (one bar
+against the book) and :mod:`~.paper_accounts` (money and positions on the simulator's kernels).
 """
 
 from __future__ import annotations
@@ -55,7 +63,6 @@ import pandas as pd
 
 from quantum_trading.domain import Instrument, Side
 from quantum_trading.errors import ConfigError, DataError
-from quantum_trading.execution.errors import InsufficientFunds, InvalidOrder
 from quantum_trading.execution.models import (
     Balance,
     ExchangeFill,
@@ -70,29 +77,17 @@ from quantum_trading.execution.models import (
 )
 from quantum_trading.execution.paper_accounts import PaperAccount
 from quantum_trading.execution.paper_book import (
-    FILL_COLUMNS,
-    BarContext,
-    BarMatcher,
+    CONDITIONAL_TYPES,
     PaperBook,
     PaperOrder,
     bar_value,
-    is_multiple,
 )
+from quantum_trading.execution.paper_checks import admit_order, rejected
+from quantum_trading.execution.paper_matcher import FILL_COLUMNS, BarContext, BarMatcher
 from quantum_trading.sim.config import AccountConfig, CostsConfig
 from quantum_trading.sim.lots_nb import trunc_lot_nb
 
 __all__ = ["MarginSummary", "PaperExchange"]
-
-_MARGIN_TOL = 1e-9
-
-
-def _rejected(reason: str, message: str) -> InvalidOrder:
-    """An :class:`InvalidOrder` (``reason == "margin"``: :class:`InsufficientFunds`) carrying a
-    machine-readable ``reason``: unknown_symbol, bankrupt, lot_size, tick_size, no_price,
-    reduce_only, short, min_notional, max_position, margin, leverage."""
-    error = InsufficientFunds(message) if reason == "margin" else InvalidOrder(message)
-    error.reason = reason  # type: ignore[attr-defined]
-    return error
 
 
 @dataclass(frozen=True)
@@ -256,7 +251,7 @@ class PaperExchange:
     def _i(self, symbol: str) -> int:
         i = self._index.get(symbol)
         if i is None:
-            raise _rejected(
+            raise rejected(
                 "unknown_symbol", f"paper: unknown symbol {symbol!r} (known: {list(self._index)})"
             )
         return i
@@ -282,11 +277,13 @@ class PaperExchange:
         ------
         InvalidOrder
             Unknown symbol, size not a multiple of the lot size, price off the tick, notional
-            under the minimum, reduce-only that would increase the position, a short in a
-            long-only account, a position above the tier cap of the leverage, no price yet,
-            or a bankrupt account.
+            under the minimum (orders that only reduce the position are exempt), reduce-only
+            that would increase the position, a short in a long-only account, a position above
+            the tier cap of the leverage, no price yet, or a bankrupt account
+            (:func:`~.paper_checks.admit_order`).
         InsufficientFunds
-            The order's new exposure needs more initial margin than is free.
+            The order's new exposure needs more initial margin than is free (equity − position
+            margin − the margin open orders reserve, an O(symbols) tally).
         """
         with self._lock:
             known = self.book.by_client_id.get(request.client_order_id)
@@ -296,65 +293,17 @@ class PaperExchange:
 
     def _submit(self, req: OrderRequest) -> PaperOrder:
         i = self._i(req.symbol)
-        inst = self.instruments[req.symbol]
-        if self.acc.bankrupt:
-            raise _rejected("bankrupt", "paper: the account is bankrupt; no order is accepted")
-        if not is_multiple(req.amount, inst.lot_size) or req.amount < inst.lot_size:
-            raise _rejected(
-                "lot_size",
-                f"paper {req.symbol}: amount {req.amount} is not a positive "
-                f"multiple of the lot size {inst.lot_size}",
-            )
-        for what, px in (("price", req.price), ("stop_price", req.stop_price)):
-            if px is not None and not is_multiple(px, inst.tick_size):
-                raise _rejected(
-                    "tick_size",
-                    f"paper {req.symbol}: {what} {px} is not a multiple of the "
-                    f"tick size {inst.tick_size}",
-                )
         bid, ask, last = self.quote(req.symbol)
-        if math.isnan(last):
-            raise _rejected("no_price", f"paper {req.symbol}: no market data yet (no bar received)")
+        reserve = admit_order(
+            req,
+            self.instruments[req.symbol],
+            self.acc,
+            i,
+            last=last,
+            free_margin_usd=lambda: self._margin().free_usd,
+        )
         otype = req.order_type
-        conditional = otype in (LiveOrderType.STOP_MARKET, LiveOrderType.TAKE_PROFIT_MARKET)
-        ref = req.price if otype is LiveOrderType.LIMIT else (req.stop_price or last)
-        q = float(req.side) * req.amount
-        pos = self.acc.size(i)
-        if req.reduce_only and not conditional and (pos == 0.0 or (pos > 0) == (q > 0)):
-            raise _rejected(
-                "reduce_only",
-                f"paper {req.symbol}: reduce-only order would increase the position ({pos})",
-            )
-        closable = min(abs(q), abs(pos)) if pos != 0.0 and (pos > 0) != (q > 0) else 0.0
-        opening = 0.0 if req.reduce_only else abs(q) - closable
-        if opening > 0.0:
-            if pos + q < 0.0 and not self.acc.account.allow_short:
-                raise _rejected(
-                    "short", f"paper {req.symbol}: shorts are not allowed in this account"
-                )
-            if req.amount * ref < inst.min_notional_usd:
-                raise _rejected(
-                    "min_notional",
-                    f"paper {req.symbol}: notional {req.amount * ref:.4f} USDT is "
-                    f"under the minimum {inst.min_notional_usd} (unless reduce-only)",
-                )
-            cap = inst.max_notional_usd(self.acc.leverage(i))
-            if abs(pos + q) * ref > cap:
-                raise _rejected(
-                    "max_position",
-                    f"paper {req.symbol}: position {abs(pos + q)} exceeds the "
-                    f"maximum notional {cap} USDT at leverage {self.acc.leverage(i)}",
-                )
-        reserve = 0.0 if conditional else opening * ref / self.acc.leverage(i)
-        if reserve > 0.0:
-            # what the order closes first frees its margin
-            free = self._margin().free_usd + closable * ref / self.acc.leverage(i)
-            if reserve > free * (1.0 + _MARGIN_TOL):
-                raise _rejected(
-                    "margin",
-                    f"paper {req.symbol}: order needs {reserve:.2f} USDT of "
-                    f"initial margin, {free:.2f} USDT free",
-                )
+        conditional = otype in CONDITIONAL_TYPES
         now = self.now
         order = PaperOrder(
             id=self.book.next_order_id(),
@@ -425,22 +374,21 @@ class PaperExchange:
             return self.book.fills_since(symbol, since)
 
     # ------------------------------------------------------------------ account out
-    def _order_margin(self) -> float:
-        total = 0.0
-        for o in self.book.open_orders():
-            if o.reserve_usd > 0.0 and o.amount > 0.0:
-                total += o.reserve_usd * o.remaining / o.amount
-        return total
-
     def _margin(self) -> MarginSummary:
         eq = self.acc.equity()
         upnl = eq - self.acc.cash_usd
         used = self.acc.used_margin()
-        orders = self._order_margin()
+        orders = self.book.reserved_usd()
         mm = sum(self.acc.maintenance_margin(i) for i in range(len(self.symbols)))
         return MarginSummary(
             self.acc.cash_usd, upnl, eq, used, orders, mm, max(eq - used - orders, 0.0)
         )
+
+    def order_margin_by_symbol(self) -> dict[str, float]:
+        """Initial margin (USDT) reserved by open orders, per symbol with any (O(symbols): the
+        book's incremental tally)."""
+        with self._lock:
+            return self.book.reserves.by_symbol()
 
     def margin_summary(self) -> MarginSummary:
         """Wallet, unrealised PnL, equity, margins and free margin (USDT) at the marks."""
@@ -483,13 +431,13 @@ class PaperExchange:
             i = self._i(symbol)
             inst = self.instruments[symbol]
             if not (1.0 <= float(leverage) <= inst.max_leverage):
-                raise _rejected(
+                raise rejected(
                     "leverage",
                     f"paper {symbol}: leverage {leverage} is not in [1, {inst.max_leverage}]",
                 )
             notional = abs(self.acc.size(i)) * self.acc.last(i) if self.acc.size(i) else 0.0
             if notional > inst.max_notional_usd(float(leverage)):
-                raise _rejected(
+                raise rejected(
                     "max_position",
                     f"paper {symbol}: position notional {notional:.2f} USDT is "
                     f"above the maximum at leverage {leverage}",
@@ -506,7 +454,7 @@ class PaperExchange:
         with self._lock:
             bid, ask, last = self.quote(symbol)
             if math.isnan(last):
-                raise _rejected("no_price", f"paper {symbol}: no market data yet")
+                raise rejected("no_price", f"paper {symbol}: no market data yet")
             return Ticker(symbol, bid, ask, last, self.now)
 
     async def order_book(self, symbol: str, *, depth: int = 20) -> OrderBook:
@@ -517,7 +465,7 @@ class PaperExchange:
             i = self._i(symbol)
             bid, ask, last = self.quote(symbol)
             if math.isnan(last):
-                raise _rejected("no_price", f"paper {symbol}: no market data yet")
+                raise rejected("no_price", f"paper {symbol}: no market data yet")
             inst = self.instruments[symbol]
             step = max(inst.tick_size, last * 1e-4)
             vol = self._history[i][-1][5] if self._history[i] else 0.0

@@ -11,9 +11,12 @@ a kernel of :mod:`quantum_trading.sim`:
   impact inside the fill price, taker fee on the fill price (the backtest's arithmetic);
 * a maker fill (a resting limit order): :func:`~quantum_trading.sim.accounting_nb.apply_fill_nb`
   at the limit price with the maker fee, exactly as the simulator books a limit take-profit;
-* funding: the simulator's settlement kernel (``−size · mark · rate``, longs pay when positive);
+* funding: :func:`~quantum_trading.sim.engine_nb.settle_funding_nb` (``−size · mark · rate``,
+  longs pay when positive);
 * liquidation: :func:`~quantum_trading.sim.margin_nb.liquidation_lambda_nb` on the bar's adverse
-  path and the simulator's cross / isolated liquidation kernels; bankruptcy closes likewise.
+  path, then :func:`~quantum_trading.sim.engine_nb.liquidate_cross_nb` /
+  :func:`~quantum_trading.sim.engine_nb.liquidate_isolated_nb`; bankruptcy closes with
+  :func:`~quantum_trading.sim.engine_nb.bankruptcy_close_nb`.
 
 σ and notional volume for the impact model come from
 :func:`~quantum_trading.sim.costs_nb.impact_inputs_at_nb` over the symbol's earlier bars (causal),
@@ -36,13 +39,13 @@ from quantum_trading.sim.accounting_nb import apply_fill_nb
 from quantum_trading.sim.config import AccountConfig, CostsConfig
 from quantum_trading.sim.costs_nb import impact_frac_nb, impact_inputs_at_nb
 
-# the simulator's event kernels are module-private in engine_nb; the paper account calls them
-# as they are (one implementation) instead of re-writing their arithmetic
+# the simulator's own event kernels (one implementation: the paper account calls them as the
+# step does, it never re-writes their arithmetic)
 from quantum_trading.sim.engine_nb import (
-    _bankruptcy_close_nb,
-    _liquidate_cross_nb,
-    _liquidate_isolated_nb,
-    _settle_funding_nb,
+    bankruptcy_close_nb,
+    liquidate_cross_nb,
+    liquidate_isolated_nb,
+    settle_funding_nb,
 )
 from quantum_trading.sim.inputs import build_params
 from quantum_trading.sim.margin_nb import liquidation_lambda_nb, liquidation_price_nb, tier_index_nb
@@ -222,7 +225,7 @@ class PaperAccount:
         """Settle one funding payment on symbol ``i``'s position; returns the cash received
         (negative: paid)."""
         before = float(self.state.acct[A_CASH])
-        _settle_funding_nb(
+        settle_funding_nb(
             self.state.acct,
             self.state.asset_totals,
             self.state.pos,
@@ -270,15 +273,15 @@ class PaperAccount:
         """Liquidate at path point ``lam`` (cross: every position; isolated: symbol ``i``)."""
         self._set_paths(i, open_, adverse)
         if self.isolated:
-            _liquidate_isolated_nb(self.state, self.params, bar_no, i, float(lam))
+            liquidate_isolated_nb(self.state, self.params, bar_no, i, float(lam))
         else:
-            _liquidate_cross_nb(self.state, self.params, bar_no, float(lam))
+            liquidate_cross_nb(self.state, self.params, bar_no, float(lam))
         return self._collect()
 
     def bankrupt_close(self, bar_no: int, at_close: bool) -> tuple[np.ndarray, np.ndarray]:
         """Close every position without costs at the current open (or close) and mark the
         account bankrupt (the simulator's bankruptcy kernel)."""
-        _bankruptcy_close_nb(self.state, self.params, self.bars, bar_no, bool(at_close))
+        bankruptcy_close_nb(self.state, self.params, self.bars, bar_no, bool(at_close))
         return self._collect()
 
     # ------------------------------------------------------------------ marking and reading

@@ -1,8 +1,11 @@
-"""The paper exchange's order book: its orders, their lifecycle and the trigger rules.
+"""The paper exchange's order book: its orders, their lifecycle, the margin they reserve and
+the trigger rules.
 
 Orders are kept as mutable :class:`PaperOrder` records (the exchange's own view) and handed out
 as frozen :class:`~quantum_trading.execution.models.ExchangeOrder` snapshots. :class:`PaperBook`
-indexes them by exchange id and by client order id and keeps the open ones in arrival order.
+indexes them by exchange id and by client order id, keeps the open ones in arrival order and
+keeps the initial margin they reserve in a :class:`ReserveLedger` (per symbol, updated in O(1)
+whenever an order is placed, fills or ends — no scan of the open orders).
 
 Trigger rules against a bar (``open``, ``high``, ``low``), the simulator's:
 
@@ -19,13 +22,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
-from quantum_trading.domain import Instrument, OrderType, Side
+from quantum_trading.domain import Side
 from quantum_trading.execution.errors import OrderNotFound
 from quantum_trading.execution.models import (
     TERMINAL_STATUSES,
@@ -35,16 +37,12 @@ from quantum_trading.execution.models import (
     LiveOrderType,
     TimeInForce,
 )
-from quantum_trading.execution.paper_accounts import PaperAccount
-from quantum_trading.sim.lots_nb import trunc_lot_nb
-from quantum_trading.sim.records import fill_dt
 
 __all__ = [
     "CONDITIONAL_TYPES",
-    "BarContext",
-    "BarMatcher",
     "PaperBook",
     "PaperOrder",
+    "ReserveLedger",
     "bar_value",
     "gapped",
     "is_multiple",
@@ -53,20 +51,58 @@ __all__ = [
     "triggers_down",
 ]
 
-_OTYPE = {
-    LiveOrderType.MARKET: 0,
-    LiveOrderType.LIMIT: 0,
-    LiveOrderType.STOP_MARKET: 1,
-    LiveOrderType.TAKE_PROFIT_MARKET: 2,
-}  # sim OrderType codes of the fill records
-_OT_LIQUIDATION, _OT_BANKRUPTCY = 5, 6
-_MARGIN_TOL = 1e-9
-FILL_COLUMNS = [n for n in fill_dt.names if n not in ("bar", "asset", "order_type")]
-"""Fill-record fields kept per paper fill (the simulator's ``fill_dt`` minus bar, asset and the
-order-type code, which the fill frame names)."""
-
 CONDITIONAL_TYPES = frozenset({LiveOrderType.STOP_MARKET, LiveOrderType.TAKE_PROFIT_MARKET})
 """Order types that rest until a trigger price is reached (Binance's algo / conditional orders)."""
+
+
+class ReserveLedger:
+    """Initial margin (USDT) reserved by open orders, per symbol, kept incrementally.
+
+    An open order reserves ``reserve_usd · remaining / amount`` (:attr:`PaperOrder.reserved_usd`).
+    :class:`PaperBook` registers an order when it is placed and the order reports each change of
+    its reserve (a fill, its end: filled, cancelled, rejected, expired) through :meth:`move`,
+    so keeping the tally costs O(1) per event and reading it O(symbols) — never a scan of the
+    open orders. When the last reserving order of a symbol ends, the symbol's tally is dropped
+    (exactly 0 again: no rounding dust is carried into later orders).
+
+    >>> ledger = ReserveLedger()
+    >>> ledger.move("BTC/USDT:USDT", 0.0, 60.0)  # placed: reserves 60 USDT
+    >>> ledger.move("BTC/USDT:USDT", 60.0, 20.0)  # two thirds filled
+    >>> ledger.usd("BTC/USDT:USDT"), ledger.usd()
+    (20.0, 20.0)
+    >>> ledger.move("BTC/USDT:USDT", 20.0, 0.0)  # cancelled
+    >>> ledger.by_symbol()
+    {}
+    """
+
+    def __init__(self) -> None:
+        self._usd: dict[str, float] = {}
+        self._count: dict[str, int] = {}  # open orders with a reserve > 0, per symbol
+
+    def move(self, symbol: str, before_usd: float, after_usd: float) -> None:
+        """One order's reserve on ``symbol`` went from ``before_usd`` to ``after_usd`` (≥ 0;
+        0 → x: the order starts reserving, x → 0: it stops)."""
+        if before_usd == after_usd:
+            return
+        if before_usd <= 0.0:
+            self._count[symbol] = self._count.get(symbol, 0) + 1
+        elif after_usd <= 0.0:
+            left = self._count[symbol] - 1
+            if left == 0:
+                del self._count[symbol], self._usd[symbol]
+                return
+            self._count[symbol] = left
+        self._usd[symbol] = self._usd.get(symbol, 0.0) + (after_usd - before_usd)
+
+    def usd(self, symbol: str | None = None) -> float:
+        """Margin reserved by open orders on ``symbol`` (every symbol when None), USDT."""
+        if symbol is not None:
+            return max(self._usd.get(symbol, 0.0), 0.0)
+        return max(sum(self._usd.values()), 0.0)
+
+    def by_symbol(self) -> dict[str, float]:
+        """Reserved margin per symbol (USDT), only symbols with a reserving open order."""
+        return {sym: max(usd, 0.0) for sym, usd in self._usd.items()}
 
 
 @dataclass(eq=False)
@@ -76,7 +112,10 @@ class PaperOrder:
     ``at_open``: the order takes liquidity at the next bar's open (a market order, a
     marketable limit order, the unfilled rest of a triggered stop). ``bar_filled``: units
     filled in the current bar (for the participation cap). ``reserve_usd``: initial margin
-    the order reserves while open, for its full amount (scaled by the unfilled share).
+    the order reserves while open, for its full amount (scaled by the unfilled share:
+    :attr:`reserved_usd`). ``ledger``: the book's :class:`ReserveLedger`, told of every change
+    of :attr:`reserved_usd` by :meth:`book_fill` and :meth:`finish` (change ``amount``,
+    ``filled``, ``status`` or ``reserve_usd`` of a booked order only through those).
     """
 
     id: int
@@ -102,11 +141,20 @@ class PaperOrder:
     reserve_usd: float = 0.0
     n_fills: int = 0
     last_price: float = math.nan
+    ledger: ReserveLedger | None = field(default=None, repr=False)
 
     @property
     def remaining(self) -> float:
         """Units not yet filled."""
         return max(self.amount - self.filled, 0.0)
+
+    @property
+    def reserved_usd(self) -> float:
+        """Initial margin (USDT) the order holds now: its reserve for the unfilled share while
+        it is open, else 0."""
+        if self.reserve_usd <= 0.0 or self.amount <= 0.0 or not self.is_open:
+            return 0.0
+        return self.reserve_usd * self.remaining / self.amount
 
     @property
     def is_open(self) -> bool:
@@ -126,7 +174,8 @@ class PaperOrder:
         return self.cost_usd / self.filled if self.filled > 0.0 else None
 
     def book_fill(self, units: float, price: float, fee_usd: float, time: pd.Timestamp) -> None:
-        """Account for a fill of ``units`` (> 0) at ``price``; sets the status."""
+        """Account for a fill of ``units`` (> 0) at ``price``; sets the status and the reserve."""
+        before = self.reserved_usd
         self.filled += units
         self.bar_filled += units
         self.n_fills += 1
@@ -140,13 +189,20 @@ class PaperOrder:
             self.at_open = False
         else:
             self.status = LiveOrderStatus.PARTIALLY_FILLED
+        self._report(before)
 
     def finish(self, status: LiveOrderStatus, time: pd.Timestamp) -> None:
         """End the order (cancelled, rejected or expired); a filled order is left as it is."""
         if self.is_open:
+            before = self.reserved_usd
             self.status = status
             self.updated_at = time
             self.at_open = False
+            self._report(before)
+
+    def _report(self, before_usd: float) -> None:
+        if self.ledger is not None:
+            self.ledger.move(self.symbol, before_usd, self.reserved_usd)
 
     def snapshot(self) -> ExchangeOrder:
         """The order as an immutable :class:`ExchangeOrder`."""
@@ -167,14 +223,6 @@ class PaperOrder:
             updated_at=self.updated_at,
             fee_usd=self.fee_usd,
         )
-
-
-def _level(order: PaperOrder) -> float:
-    return float(order.stop_price)  # type: ignore[arg-type]
-
-
-def _limit_price(order: PaperOrder) -> float:
-    return float(order.price)  # type: ignore[arg-type]
 
 
 def triggers_down(order: PaperOrder) -> bool:
@@ -203,7 +251,8 @@ def limit_traded_through(order: PaperOrder, high: float, low: float) -> bool:
 
 @dataclass
 class PaperBook:
-    """Every order and fill of the paper exchange, indexed for the protocol's queries."""
+    """Every order and fill of the paper exchange, indexed for the protocol's queries, and the
+    margin the open orders reserve (:attr:`reserves`)."""
 
     first_order_id: int = 1_000_001
     orders: dict[int, PaperOrder] = field(default_factory=dict)
@@ -215,6 +264,7 @@ class PaperBook:
         self._fill_ids = itertools.count(1)
         self._auto_ids = itertools.count(1)
         self._open: dict[int, PaperOrder] = {}  # open orders, arrival order (pruned lazily)
+        self.reserves = ReserveLedger()
 
     def next_order_id(self) -> int:
         """A fresh exchange order id."""
@@ -229,11 +279,19 @@ class PaperBook:
         return f"autoclose-{next(self._auto_ids)}"
 
     def add(self, order: PaperOrder) -> None:
-        """Register a new order (a terminal order with the same client id is superseded)."""
+        """Register a new order (a terminal order with the same client id is superseded) and
+        its margin reserve."""
         self.orders[order.id] = order
         self.by_client_id[order.client_order_id] = order
+        order.ledger = self.reserves
         if order.is_open:
             self._open[order.id] = order
+            self.reserves.move(order.symbol, 0.0, order.reserved_usd)
+
+    def reserved_usd(self, symbol: str | None = None) -> float:
+        """Initial margin reserved by the open orders of ``symbol`` (all when None), USDT: the
+        incremental tally, O(symbols)."""
+        return self.reserves.usd(symbol)
 
     def get(self, client_order_id: str, symbol: str | None = None) -> PaperOrder:
         """The order with this client id (the newest one), else :class:`OrderNotFound`."""
@@ -277,330 +335,3 @@ def bar_value(bar: Mapping[str, object] | pd.Series, key: str) -> float:
     """``bar[key]`` as a float (NaN when missing or None)."""
     value = bar.get(key, math.nan)  # type: ignore[union-attr]
     return math.nan if value is None else float(value)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class BarContext:
-    """One bar of one symbol being processed (``i``: the symbol's account index)."""
-
-    i: int
-    symbol: str
-    bar_no: int
-    time: pd.Timestamp
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-
-
-class BarMatcher:
-    """The matching engine of the paper exchange: runs one bar of one symbol against the book,
-    on the account's kernels (funding, fills at the open, the adverse path with stops and
-    liquidation, the bar's range). See :mod:`quantum_trading.execution.paper` for the rules.
-
-    Keeps the fill records with the simulator's cost breakdown (``records``), the funding
-    payments and the last settled rate of each symbol.
-    """
-
-    def __init__(
-        self,
-        book: PaperBook,
-        acc: PaperAccount,
-        instruments: Mapping[str, Instrument],
-        *,
-        timeframe_ns: int,
-        max_participation: float | None,
-        fill_fraction: Callable[[], float] | None,
-        funding: Mapping[str, tuple[np.ndarray, np.ndarray]],
-        mark: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    ) -> None:
-        self.book = book
-        self.acc = acc
-        self.costs = acc.costs
-        self.instruments = instruments
-        self.max_participation = max_participation
-        self.fill_fraction = fill_fraction
-        self._tf_ns = timeframe_ns
-        self._funding = dict(funding)
-        self._mark = dict(mark)
-        self.last_rate: dict[str, float] = {}
-        self.records: list[dict[str, object]] = []
-        self.bar_fills: list[ExchangeFill] = []
-        self.funding_payments: list[tuple[pd.Timestamp, str, float]] = []
-
-    @property
-    def symbols(self) -> tuple[str, ...]:
-        """Symbols in account order."""
-        return self.acc.symbols
-
-    def run(self, ctx: BarContext, bar: Mapping[str, object] | pd.Series) -> None:
-        """Funding, then (unless bankrupt) the open, the adverse path and the bar's range."""
-        for order in self.book.open_orders(ctx.symbol):
-            order.bar_filled = 0.0
-        if self.acc.bankrupt:
-            return
-        self._settle_funding(ctx, bar)
-        if self.acc.equity(ctx.i, ctx.open) <= 0.0:
-            fills, trades = self.acc.bankrupt_close(ctx.bar_no, False)
-            self._book_records(ctx, fills, trades, otype=_OT_BANKRUPTCY)
-        else:
-            self._at_open(ctx)
-            self._adverse_path(ctx)
-            self._in_range(ctx)
-        if self.acc.bankrupt:
-            self._expire_all(ctx.time)
-
-    def close(self, ctx: BarContext) -> None:
-        """Mark at the close; bankruptcy (everything closed at the close) if equity ≤ 0."""
-        self.acc.mark(ctx.i, ctx.close)
-        if not self.acc.bankrupt and self.acc.equity() <= 0.0:
-            fills, trades = self.acc.bankrupt_close(ctx.bar_no, True)
-            self._book_records(ctx, fills, trades, otype=_OT_BANKRUPTCY)
-            self._expire_all(ctx.time)
-        self.acc.close_equity()
-
-    def _settle_funding(self, ctx: BarContext, bar: Mapping[str, object] | pd.Series) -> None:
-        # sources as the simulator: the funding series, else the bar's column, else the
-        # default schedule; mark: the mark series, else the bar's mark_price, else the open
-        t_ns = int(ctx.time.value)
-        end = t_ns + self._tf_ns
-        rate = math.nan
-        if ctx.symbol in self._funding:
-            times, rates = self._funding[ctx.symbol]
-            lo, hi = np.searchsorted(times, [t_ns, end], side="left")
-            for k in range(lo, hi):  # several in one bar are summed, in order (as the sim)
-                rate = float(rates[k]) if math.isnan(rate) else rate + float(rates[k])
-        elif "funding_rate" in bar:
-            rate = bar_value(bar, "funding_rate")
-        elif self.costs.default_funding_rate != 0.0:
-            period = self.costs.funding_interval_h * 3_600_000_000_000
-            first = -((-t_ns) // period) * period
-            if first < end:
-                rate = self.costs.default_funding_rate
-        if math.isnan(rate):
-            return
-        self.last_rate[ctx.symbol] = float(rate)
-        mark = math.nan
-        if ctx.symbol in self._mark:
-            times, marks = self._mark[ctx.symbol]
-            lo, hi = np.searchsorted(times, [t_ns, end], side="left")
-            if hi > lo:
-                mark = float(marks[hi - 1])
-        elif "mark_price" in bar:
-            mark = bar_value(bar, "mark_price")
-        if not (mark > 0.0):
-            mark = ctx.open
-        if rate == 0.0 or self.acc.size(ctx.i) == 0.0:
-            return
-        paid = self.acc.settle_funding(ctx.i, mark, rate)
-        self.funding_payments.append((ctx.time, ctx.symbol, paid))
-
-    def _at_open(self, ctx: BarContext) -> None:
-        for order in list(self.book.open_orders(ctx.symbol)):
-            if not order.at_open or not order.is_open:
-                continue
-            if order.order_type is LiveOrderType.LIMIT:
-                units = self._fill_units(ctx, order)
-                if units > 0.0:
-                    frac = self.acc.taker_cost_frac(ctx.i, units, ctx.open)
-                    fill_px = ctx.open * (1.0 + float(order.side) * frac)
-                    price = float(order.price)  # type: ignore[arg-type]
-                    if (fill_px > price) if order.side is Side.BUY else (fill_px < price):
-                        order.at_open = False  # not marketable any more: it rests (maker)
-                    else:
-                        self._execute(ctx, order, units, ctx.open, taker=True)
-            else:
-                units = self._fill_units(ctx, order)
-                if units > 0.0:
-                    self._execute(ctx, order, units, ctx.open, taker=True)
-            if order.is_open and order.time_in_force is TimeInForce.IOC:
-                order.finish(LiveOrderStatus.EXPIRED, ctx.time)
-        s = self.acc.size(ctx.i)
-        for order in list(self.book.open_orders(ctx.symbol)):
-            if not order.is_conditional or order.triggered or not gapped(order, ctx.open):
-                continue
-            if s != 0.0 and triggers_down(order) == (s > 0.0):
-                continue  # on the position's adverse side: taken with the liquidation check
-            self._trigger(ctx, order, ctx.open)
-
-    def _adverse_path(self, ctx: BarContext) -> None:
-        s0 = self.acc.size(ctx.i)
-        if s0 == 0.0:
-            return
-        long = s0 > 0.0
-        adverse = ctx.low if long else ctx.high
-        span = ctx.open - adverse if long else adverse - ctx.open
-        lam_lo = 0.0
-        while True:
-            s = self.acc.size(ctx.i)
-            if s == 0.0 or (s > 0.0) != long:
-                return
-            best, best_order = math.inf, None
-            for order in self.book.open_orders(ctx.symbol):
-                if not order.is_conditional or order.triggered or triggers_down(order) != long:
-                    continue
-                stop = float(order.stop_price)  # type: ignore[arg-type]
-                if gapped(order, ctx.open):
-                    lam = 0.0
-                elif (long and adverse <= stop) or (not long and adverse >= stop):
-                    lam = (ctx.open - stop) / span if long else (stop - ctx.open) / span
-                else:
-                    continue
-                if lam < best:
-                    best, best_order = lam, order
-            lam_star = self.acc.liquidation_lambda(ctx.i, ctx.open, adverse, lam_lo)
-            if best_order is not None and best < lam_star:
-                self._trigger(ctx, best_order, ctx.open if best == 0.0 else best_order.stop_price)
-                lam_lo = best
-                continue
-            if lam_star <= 1.0:
-                fills, trades = self.acc.liquidate(ctx.i, ctx.bar_no, ctx.open, adverse, lam_star)
-                self._book_records(ctx, fills, trades, otype=_OT_LIQUIDATION)
-                for rec in fills:
-                    sym = self.symbols[int(rec["asset"])]
-                    for order in self.book.open_orders(sym):
-                        order.finish(LiveOrderStatus.CANCELLED, ctx.time)
-            return
-
-    def _in_range(self, ctx: BarContext) -> None:
-        pending = [
-            o
-            for o in self.book.open_orders(ctx.symbol)
-            if o.is_conditional and not o.triggered and triggered_in_bar(o, ctx.high, ctx.low)
-        ]
-        pending.sort(key=lambda o: (abs(_level(o) - ctx.open), o.id))
-        for order in pending:
-            if order.is_open and not order.triggered:
-                self._trigger(ctx, order, float(order.stop_price))  # type: ignore[arg-type]
-        for order in list(self.book.open_orders(ctx.symbol)):
-            if (
-                order.order_type is LiveOrderType.LIMIT
-                and not order.at_open
-                and limit_traded_through(order, ctx.high, ctx.low)
-            ):
-                units = self._fill_units(ctx, order)
-                if units > 0.0:
-                    self._execute(ctx, order, units, _limit_price(order), taker=False)
-
-    def _expire_all(self, time: pd.Timestamp) -> None:
-        for order in list(self.book.open_orders()):
-            order.finish(LiveOrderStatus.EXPIRED, time)
-
-    # -- fills --------------------------------------------------------------------------------
-    def _trigger(self, ctx: BarContext, order: PaperOrder, ref: float) -> None:
-        """A conditional order reached its trigger: fill as a market order at ``ref``; an
-        unfilled rest takes liquidity at the next open."""
-        order.triggered = True
-        order.triggered_at = ctx.time
-        order.at_open = True
-        units = self._fill_units(ctx, order)
-        if units > 0.0:
-            self._execute(ctx, order, units, ref, taker=True)
-
-    def _fill_units(self, ctx: BarContext, order: PaperOrder) -> float:
-        """Units of ``order`` that may fill now (0: none this bar; the order may have expired)."""
-        lot = self.instruments[order.symbol].lot_size
-        pos = self.acc.size(ctx.i)
-        closing = pos != 0.0 and (pos > 0.0) != (order.side is Side.BUY)
-        limit = order.remaining
-        if order.reduce_only:
-            if not closing:
-                order.finish(LiveOrderStatus.EXPIRED, ctx.time)
-                return 0.0
-            limit = min(limit, abs(pos))
-        units = limit
-        if self.max_participation is not None:
-            units = min(units, self.max_participation * ctx.volume - order.bar_filled)
-        if self.fill_fraction is not None:
-            frac = float(self.fill_fraction())
-            if 0.0 < frac < 1.0:
-                units *= frac
-        if units < limit:
-            units = float(trunc_lot_nb(units, lot))
-        if closing and math.isclose(units, abs(pos), rel_tol=1e-9):
-            units = abs(pos)  # close exactly: no float dust left in the position
-        return max(units, 0.0)
-
-    def _execute(
-        self, ctx: BarContext, order: PaperOrder, units: float, ref: float, *, taker: bool
-    ) -> None:
-        i = ctx.i
-        q = float(order.side) * units
-        pos = self.acc.size(i)
-        closable = min(units, abs(pos)) if pos != 0.0 and (pos > 0.0) != (q > 0.0) else 0.0
-        opening = units - closable
-        if opening > 0.0:
-            lev = self.acc.leverage(i)
-            avail = self.acc.equity(i, ref) - self.acc.used_margin(i, ref) + closable * ref / lev
-            if opening * ref / lev > avail * (1.0 + _MARGIN_TOL):
-                order.finish(
-                    LiveOrderStatus.REJECTED if order.filled == 0.0 else LiveOrderStatus.EXPIRED,
-                    ctx.time,
-                )
-                return
-        otype = _OTYPE[order.order_type]
-        if taker:
-            fills, trades = self.acc.taker_fill(i, ctx.bar_no, q, ref, otype)
-        else:
-            fills, trades = self.acc.maker_fill(i, ctx.bar_no, q, ref, otype)
-        self._book_records(ctx, fills, trades, otype=otype, order=order, maker=not taker)
-
-    def _book_records(
-        self,
-        ctx: BarContext,
-        fills: np.ndarray,
-        trades: np.ndarray,
-        *,
-        otype: int,
-        order: PaperOrder | None = None,
-        maker: bool = False,
-    ) -> None:
-        for rec in fills:
-            sym = self.symbols[int(rec["asset"])]
-            side = Side.BUY if int(rec["side"]) > 0 else Side.SELL
-            size, price, fee = float(rec["size"]), float(rec["price"]), float(rec["fee_usd"])
-            od = order
-            if od is None:  # a liquidation or bankruptcy close: an exchange-made order
-                od = PaperOrder(
-                    id=self.book.next_order_id(),
-                    client_order_id=self.book.next_autoclose_id(),
-                    symbol=sym,
-                    side=side,
-                    order_type=LiveOrderType.MARKET,
-                    amount=size,
-                    price=None,
-                    stop_price=None,
-                    reduce_only=True,
-                    time_in_force=TimeInForce.IOC,
-                    created_at=ctx.time,
-                    updated_at=ctx.time,
-                )
-                self.book.add(od)
-            od.book_fill(size, price, fee, ctx.time)
-            fill = ExchangeFill(
-                id=str(self.book.next_fill_id()),
-                order_id=str(od.id),
-                client_order_id=od.client_order_id,
-                symbol=sym,
-                side=side,
-                amount=size,
-                price=price,
-                fee_usd=fee,
-                is_maker=maker,
-                time=ctx.time,
-            )
-            self.book.add_fill(fill)
-            self.bar_fills.append(fill)
-            row: dict[str, object] = {
-                "time": ctx.time,
-                "symbol": sym,
-                "fill_id": fill.id,
-                "order_id": od.id,
-                "client_order_id": od.client_order_id,
-                "live_type": str(od.order_type),
-                "order_type": OrderType(int(rec["order_type"])).name.lower(),
-                "is_maker": maker,
-            }
-            row.update({k: rec[k].item() for k in FILL_COLUMNS})
-            self.records.append(row)

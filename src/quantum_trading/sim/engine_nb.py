@@ -136,7 +136,15 @@ from quantum_trading.sim.risk_nb import (
     risk_open_nb,
 )
 
-__all__ = ["simulate_nb", "simulate_steps_nb", "step_nb"]
+__all__ = [
+    "bankruptcy_close_nb",
+    "liquidate_cross_nb",
+    "liquidate_isolated_nb",
+    "settle_funding_nb",
+    "simulate_nb",
+    "simulate_steps_nb",
+    "step_nb",
+]
 
 _T_FEES = 1
 _T_FUNDING = 5
@@ -186,8 +194,14 @@ def _cover_negative_cash_nb(state) -> None:
 
 
 @njit(cache=True, _nrt=False)
-def _bankruptcy_close_nb(state, params, bars, t: int, at_close: bool) -> None:
-    """Close every position at the open (or close) without costs; floor equity at 0."""
+def bankruptcy_close_nb(state, params, bars, t: int, at_close: bool) -> None:
+    """Close every position of bar ``t`` at its open (``at_close``: its close) without costs,
+    cover a negative cash balance from the insurance fund (equity floored at 0) and mark the
+    account bankrupt; it never trades again.
+
+    Called by :func:`step_nb` when equity at the open (after funding) or at the close is ≤ 0,
+    and by the paper exchange at the same two moments. Prices from ``bars`` row ``t`` (USDT).
+    """
     pos = state.pos
     for i in range(pos.shape[0]):
         state.work[i, W_STOP] = 0.0
@@ -202,8 +216,12 @@ def _bankruptcy_close_nb(state, params, bars, t: int, at_close: bool) -> None:
 
 
 @njit(cache=True, _nrt=False)
-def _settle_funding_nb(acct: np.ndarray, totals: np.ndarray, pos: np.ndarray, i: int,
-                       mark: float, rate: float, isolated: bool) -> None:
+def settle_funding_nb(acct: np.ndarray, totals: np.ndarray, pos: np.ndarray, i: int,
+                      mark: float, rate: float, isolated: bool) -> None:
+    """Settle one funding payment on asset ``i``'s position at the open of the bar holding the
+    settlement time: ``−size · mark · rate`` USDT (longs pay when ``rate`` > 0) goes to the
+    cash (``acct``), the funding totals (``totals``, ``pos``) and, under isolated margin, the
+    position's own margin. ``mark`` in USDT, ``rate`` a fraction per settlement."""
     pay = funding_payment_nb(pos[i, P_SIZE], mark, rate)
     acct[A_CASH] += pay
     acct[A_FUNDING] -= pay
@@ -251,7 +269,15 @@ def _exit_nb(state, params, bars, t: int, i: int, otype: int, ref: float) -> Non
 
 
 @njit(cache=True, _nrt=False)
-def _liquidate_cross_nb(state, params, t: int, lam: float) -> None:
+def liquidate_cross_nb(state, params, t: int, lam: float) -> None:
+    """Cross margin: liquidate every open position in bar ``t`` at point ``lam`` ∈ [0, 1] of
+    its path ``work[:, W_PO] → work[:, W_PA]`` (open → adverse extreme, USDT).
+
+    The liquidation fee (``liquidation_fee_rate`` × notional, split by notional) is capped at
+    the equity left; a loss past equity goes to the insurance fund and bankrupts the account.
+    ``lam`` is the margin solver's λ*
+    (:func:`~quantum_trading.sim.margin_nb.liquidation_lambda_nb`).
+    """
     pos = state.pos
     work = state.work
     n = pos.shape[0]
@@ -291,7 +317,10 @@ def _liquidate_cross_nb(state, params, t: int, lam: float) -> None:
 
 
 @njit(cache=True, _nrt=False)
-def _liquidate_isolated_nb(state, params, t: int, i: int, lam: float) -> None:
+def liquidate_isolated_nb(state, params, t: int, i: int, lam: float) -> None:
+    """Isolated margin: liquidate asset ``i``'s position alone in bar ``t`` at point ``lam`` of
+    its path ``work[i, W_PO] → work[i, W_PA]`` (USDT), against its own margin; the fee is
+    capped at the margin left and a loss past it is covered by the insurance fund."""
     pos = state.pos
     work = state.work
     s = pos[i, P_SIZE]
@@ -369,7 +398,7 @@ def _resting_nb(state, params, bars, t: int) -> None:
                 lam_lo = best
                 continue
             if lam_star <= 1.0:
-                _liquidate_cross_nb(state, params, t, lam_star)
+                liquidate_cross_nb(state, params, t, lam_star)
             break
     else:
         for i in range(n):
@@ -381,7 +410,7 @@ def _resting_nb(state, params, bars, t: int) -> None:
                 ref = work[i, W_PO] if work[i, W_LAM] == 0.0 else work[i, W_STOP]
                 _exit_nb(state, params, bars, t, i, int(work[i, W_STYPE]), ref)
             elif lam_star <= 1.0:
-                _liquidate_isolated_nb(state, params, t, i, lam_star)
+                liquidate_isolated_nb(state, params, t, i, lam_star)
     # take-profits inside the bar (after the adverse path: stop first when both are inside)
     for i in range(n):
         s = pos[i, P_SIZE]
@@ -589,7 +618,7 @@ def step_nb(state, t: int, bars, signals, params) -> None:
             mark = flex_nb(bars.mark, t, i)
             if not (mark > 0.0):
                 mark = flex_nb(bars.open, t, i)
-            _settle_funding_nb(acct, state.asset_totals, pos, i, mark, rate, isolated)
+            settle_funding_nb(acct, state.asset_totals, pos, i, mark, rate, isolated)
             funded = True
         equity = acct[A_CASH]
         pending = False
@@ -600,7 +629,7 @@ def step_nb(state, t: int, bars, signals, params) -> None:
             if posi[i, Q_PENDING] != OT_NONE:
                 pending = True
         if equity <= 0.0:
-            _bankruptcy_close_nb(state, params, bars, t, False)
+            bankruptcy_close_nb(state, params, bars, t, False)
         else:
             # 2) market orders decided at t-1 (risk: observe the open, check every order)
             if risk_on and risk_open_nb(state, params, bars, t, equity):
@@ -625,7 +654,7 @@ def step_nb(state, t: int, bars, signals, params) -> None:
             mm += maintenance_margin_nb(params.tiers[i], params.n_tiers[i], abs(s) * c)
     equity = acct[A_CASH] + upnl
     if state.counters[C_BANKRUPT] == 0 and equity <= 0.0:
-        _bankruptcy_close_nb(state, params, bars, t, True)
+        bankruptcy_close_nb(state, params, bars, t, True)
         equity = acct[A_CASH]
         mm = 0.0
     acct[A_EQUITY] = equity
