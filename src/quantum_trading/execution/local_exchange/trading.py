@@ -238,14 +238,9 @@ class TradingSession:
                 self._stop.wait(delay)
 
     def order_margin_by_symbol(self) -> dict[str, float]:
-        """Initial margin reserved by open orders, per symbol (USDT)."""
-        out: dict[str, float] = {}
-        for order in self.paper.book.open_orders():
-            if order.reserve_usd > 0.0 and order.amount > 0.0:
-                out[order.symbol] = out.get(order.symbol, 0.0) + (
-                    order.reserve_usd * order.remaining / order.amount
-                )
-        return out
+        """Initial margin reserved by open orders, per symbol (USDT): the paper exchange's
+        incremental tally."""
+        return self.paper.order_margin_by_symbol()
 
 
 def symbol_id(symbol: str) -> str:
