@@ -7,10 +7,12 @@ end.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from quantum_trading.cli.main import main
 from quantum_trading.data import generate_market
 from quantum_trading.errors import ConfigError
 from quantum_trading.research.backends import LocalBackend, RayBackend, get_backend
@@ -75,6 +77,24 @@ def test_optuna_batches_identical_on_process_pool_and_ray(ray_instance, pool, ba
     on_ray = optimize(bars, "trend_following", backend="ray", **kwargs)
     assert len(local.table) == 6
     _same(local, on_ray)
+
+
+def test_cli_optimize_on_ray_equals_local(ray_instance, capsys, binance_futures_dir: Path,
+                                          tmp_path: Path):
+    """``quantum optimize --backend ray`` (the running local Ray instance) prints the same
+    table and verdict as the local backend, on real BTC bars."""
+    outputs = []
+    for backend in ("local", "ray"):
+        code = main(["optimize", "-s", "mean_reversion", "-d", str(binance_futures_dir),
+                     "--symbol", "BTC/USDT:USDT", "--grid", "bb_period=10,20,30",
+                     "--grid", "nbdev=1.5,2.5", "--backend", backend, "--workers", "2",
+                     "--regimes", "none", "--report", str(tmp_path / f"{backend}.html")])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        outputs.append(out[out.index("best 6 of 6 parameter sets"):out.index("report written")])
+    assert outputs[0] == outputs[1]
+    text = (tmp_path / "ray.html").read_text(encoding="utf-8")
+    assert "grid search on the ray backend" in text
 
 
 def test_map_keeps_item_order_and_reports_each(ray_instance):

@@ -13,6 +13,8 @@ from quantum_trading.backtest import Backtest
 from quantum_trading.data import REGIME_NAMES, generate_market
 from quantum_trading.errors import ConfigError
 from quantum_trading.research.regime_analysis import (
+    detect_regimes,
+    regime_bands_figure,
     regime_metrics,
     regime_timeline_figure,
     score_regimes,
@@ -394,3 +396,58 @@ def test_regime_timeline_figure_of_a_real_detection(distinct_market):
                and (i == 0 or values[i] != values[i - 1]))
     assert len(fig.layout.shapes) == runs
     assert "<div" in fig.to_html(full_html=False, include_plotlyjs=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Detection in one call and the band figure (the optimisation report's regime timeline)
+# --------------------------------------------------------------------------------------------
+
+def test_detect_regimes_is_the_detectors(default_market):
+    bars = default_market.ohlcv[SYMBOL].iloc[:3000]
+    labels = detect_regimes(bars, ("hmm", "rules"), seed=3)
+    assert list(labels.columns) == ["hmm", "rules"] and labels.index.equals(bars.index)
+    pd.testing.assert_series_equal(labels["rules"], rule_regimes(bars, vol_window=720),
+                                   check_names=False)
+    pd.testing.assert_series_equal(labels["hmm"], hmm_regimes(bars, train_bars=1500, seed=3),
+                                   check_names=False)
+    short = detect_regimes(bars.iloc[:400])  # the volatility window shrinks to T // 4
+    pd.testing.assert_series_equal(short["rules"], rule_regimes(bars.iloc[:400],
+                                                                vol_window=100),
+                                   check_names=False)
+    with pytest.raises(ConfigError, match="unknown regime detector 'garch'"):
+        detect_regimes(bars, ("garch",))
+
+
+def test_regime_bands_figure_by_hand():
+    idx = pd.date_range("2024-01-01", periods=8, freq="1h", tz="UTC")
+    close = pd.Series(np.arange(8.0) + 100, index=idx)
+    rules = pd.Series([None, "trend_up", "trend_up", "range", "range", "high_vol", "range",
+                       "range"], index=idx)
+    hmm = pd.Series(["range"] * 4 + ["trend_down"] * 4, index=idx)
+    fig = regime_bands_figure(close, {"rules": rules, "hmm": hmm}, title="t")
+    assert [t.type for t in fig.data[:3]] == ["scatter", "heatmap", "heatmap"]
+    assert list(fig.data[0].y) == list(close) and fig.layout.title.text == "t"
+    band = fig.data[1]
+    assert band.y == ("rules",) and band.yaxis == "y2" and fig.data[2].yaxis == "y3"
+    assert list(band.text[0]) == ["", "trend_up", "trend_up", "range", "range", "high_vol",
+                                  "range", "range"]
+    assert [pd.Timestamp(x) for x in band.x] == list(idx)
+    # codes index one colour each; the unlabelled bar is blank (NaN)
+    z = np.asarray(band.z[0], dtype=float)
+    assert math.isnan(z[0]) and z[1] == z[2] != z[3] == z[4] == z[6]
+    n = int(band.zmax + 0.5)
+    colours = {band.colorscale[2 * i][1] for i in range(n)}
+    assert len(colours) == n == 4  # trend_up, range, high_vol, trend_down
+    # the bands sit under the price, on its time axis
+    assert fig.layout.yaxis3.domain[1] < fig.layout.yaxis2.domain[1] < fig.layout.yaxis.domain[0]
+    assert {t.name for t in fig.data[3:]} == {"trend_up", "range", "high_vol", "trend_down"}
+    # 30 bars in at most 10 cells: buckets of 3 bars, each its most common label
+    idx30 = pd.date_range("2024-01-01", periods=30, freq="1h", tz="UTC")
+    labels30 = pd.Series(["range"] * 12 + ["trend_up"] * 3 + ["high_vol"] * 15, index=idx30)
+    bucketed = regime_bands_figure(pd.Series(1.0, index=idx30), {"r": labels30}, max_cells=10)
+    assert list(bucketed.data[1].text[0]) == ["range"] * 4 + ["trend_up"] + ["high_vol"] * 5
+    assert [pd.Timestamp(x) for x in bucketed.data[1].x] == list(idx30[::3])
+    with pytest.raises(ConfigError, match="at least one detector"):
+        regime_bands_figure(close, {})
+    with pytest.raises(ConfigError, match="max_cells"):
+        regime_bands_figure(close, {"r": rules}, max_cells=1)

@@ -11,7 +11,7 @@ import pytest
 from quantum_trading.backtest import Backtest
 from quantum_trading.data import generate_market
 from quantum_trading.errors import ConfigError
-from quantum_trading.research import sweep as sweep_mod
+from quantum_trading.research import sweep_eval, sweep_signals
 from quantum_trading.research.sweep import (
     TABLE_STATS,
     batch_signals_for,
@@ -102,10 +102,35 @@ def test_batched_targets_equal_strategy_signals(bars):
             np.testing.assert_array_equal(out[j], expected)
 
 
+def test_each_indicator_is_computed_once_per_distinct_value(bars, monkeypatch):
+    """A 4 × 3 grid of EMA windows (fast 5, 10, 20, 40; slow 40, 60, 90: 11 sets after the
+    fast < slow rule) needs 6 distinct EMAs, not one or two per set; a Donchian/volume grid
+    likewise computes each distinct window once."""
+    calls: dict[str, list[int]] = {"ema": [], "donchian": [], "sma": []}
+    for name, key in (("ema", "ema"), ("donchian_channel", "donchian"), ("sma", "sma")):
+        real = getattr(sweep_signals, name)
+
+        def counted(*args, _real=real, _key=key, **kwargs):
+            calls[_key].append(next(a for a in args if isinstance(a, int)))  # the window
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(sweep_signals, name, counted)
+    res = sweep(bars, "trend_following", {"fast": [5, 10, 20, 40], "slow": [40, 60, 90]},
+                n_threads=1)
+    assert res.batched and len(res.table) == 11
+    assert sorted(calls["ema"]) == [5, 10, 20, 40, 60, 90]
+    grid = {"lookback": [20, 40], "exit_lookback": [10, 20], "volume_period": [10, 20, 30]}
+    res = sweep(bars, "momentum_breakout", grid, n_threads=1)
+    assert res.batched and len(res.table) == 12
+    assert sorted(calls["donchian"]) == [10, 20, 40]  # 20 is both an entry and an exit window
+    assert sorted(calls["sma"]) == [10, 20, 30]
+    _check_against_backtest(bars, "momentum_breakout", res, [0, 11])
+
+
 def test_record_buffers_drained_without_loss(bars, monkeypatch):
     """With tiny record buffers the kernel stops for room hundreds of times per run; the
     drained sums must still equal the Backtest."""
-    monkeypatch.setattr(sweep_mod, "_RECORD_CAPACITY", 8)
+    monkeypatch.setattr(sweep_eval, "_RECORD_CAPACITY", 8)
     res = sweep(bars, "trend_following", {"fast": [5], "slow": [20, 25]},
                 risk=RiskConfig(max_trades_per_day=1000))
     assert res.table["# Trades"].min() > 50

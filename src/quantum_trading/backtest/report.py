@@ -31,7 +31,15 @@ from quantum_trading.backtest.result import BacktestResult
 from quantum_trading.backtest.stats import format_stat
 from quantum_trading.sim import AccountConfig, CostsConfig
 
-__all__ = ["SECTION_TITLES", "render_report", "rolling_window_bars", "write_report"]
+__all__ = [
+    "REPORT_CSS",
+    "SECTION_TITLES",
+    "fig_html",
+    "render_report",
+    "rolling_window_bars",
+    "thin_last",
+    "write_report",
+]
 
 SECTION_TITLES = (
     "Equity vs buy & hold",
@@ -53,13 +61,14 @@ _MAX_MARKERS = 3_000
 _MAX_SYMBOL_CHARTS = 8
 _LAST_TRADES = 50
 _ROLLING_DAYS = 30
-_CSS = """
+REPORT_CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
 h1{margin-bottom:4px} h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555} table{border-collapse:collapse;font-size:13px}
 td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
 td:first-child,th:first-child{text-align:left} .pos{color:#1a7f37} .neg{color:#cf222e}
 """
+"""The page style of every HTML report (backtest, optimisation, walk-forward, validation)."""
 
 
 def rolling_window_bars(periods_per_year: float, n_returns: int, days: float = _ROLLING_DAYS) -> int:
@@ -79,8 +88,15 @@ def _bucket(n: int, max_points: int) -> int:
     return max(1, math.ceil(n / max_points))
 
 
-def _thin_last(series: pd.Series, max_points: int = _MAX_POINTS) -> pd.Series:
-    """Every k-th bar's value (the last of each bucket of k bars), the final bar included."""
+def thin_last(series: pd.Series, max_points: int = _MAX_POINTS) -> pd.Series:
+    """Every k-th bar's value (the last of each bucket of k bars), the final bar included,
+    with ``k = ceil(len / max_points)``: a line for plotting with at most about
+    ``max_points`` points (never used for metrics).
+
+    >>> import pandas as pd
+    >>> thin_last(pd.Series(range(10)), max_points=4).tolist()
+    [2, 5, 8, 9]
+    """
     k = _bucket(len(series), max_points)
     if k == 1:
         return series
@@ -110,7 +126,9 @@ def _thin_ohlc(frame: pd.DataFrame, max_bars: int = _MAX_CANDLES) -> pd.DataFram
     return out
 
 
-def _fig_html(fig, first: bool) -> str:
+def fig_html(fig: Any, first: bool) -> str:
+    """A plotly figure as an HTML fragment of a self-contained report: the first figure of a
+    page embeds plotly.js (``first=True``, about 3.5 MB), the others reuse it."""
     return fig.to_html(full_html=False, include_plotlyjs=bool(first),
                        config={"displaylogo": False, "responsive": True})
 
@@ -119,12 +137,12 @@ def _equity_figure(result: BacktestResult):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    eq = _thin_last(result.equity)
+    eq = thin_last(result.equity)
     fig.add_trace(go.Scatter(x=eq.index, y=eq.values, name=result.strategy,
                              line={"color": "#1f77b4", "width": 1.6}))
     bench = result.benchmark_equity
     if bench is not None:
-        b = _thin_last(bench)
+        b = thin_last(bench)
         fig.add_trace(go.Scatter(x=b.index, y=b.values, name=result.benchmark_name or "benchmark",
                                  line={"color": "#999", "width": 1.2}))
     for trace in risk_marker_traces(result):
@@ -232,7 +250,7 @@ def _rolling_figure(result: BacktestResult, window: int):
     import plotly.graph_objects as go
 
     rs = m.rolling_sharpe(result.returns, window, result.periods_per_year)
-    rs = _thin_last(rs)
+    rs = thin_last(rs)
     fig = go.Figure(go.Scatter(x=rs.index, y=rs.values, name="rolling Sharpe",
                                line={"color": "#6f42c1", "width": 1.2}))
     fig.add_hline(y=0.0, line={"color": "#999", "width": 1})
@@ -335,23 +353,23 @@ def render_report(
     price_figs = [_price_figure(result, s) for s in symbols]
     first = True
     for name, fig in figures:
-        sections.append((name, _fig_html(fig, first)))
+        sections.append((name, fig_html(fig, first)))
         first = False
-    sections.append((SECTION_TITLES[2], "".join(_fig_html(f, False) for f in price_figs)))
-    sections.append((SECTION_TITLES[3], _fig_html(_monthly_figure(result), False)))
-    sections.append((SECTION_TITLES[4], _fig_html(_histogram_figure(result), False)))
+    sections.append((SECTION_TITLES[2], "".join(fig_html(f, False) for f in price_figs)))
+    sections.append((SECTION_TITLES[3], fig_html(_monthly_figure(result), False)))
+    sections.append((SECTION_TITLES[4], fig_html(_histogram_figure(result), False)))
     days = window * 365.25 / result.periods_per_year if result.periods_per_year > 0 else 0.0
     sections.append((f"{SECTION_TITLES[5]} ({window} bars ≈ {days:.0f} days)",
-                     _fig_html(_rolling_figure(result, window), False)))
+                     fig_html(_rolling_figure(result, window), False)))
     sections += risk_sections(result, alpha=alpha, window_bars=var_window_bars,
                               account=account, instruments=instruments, costs=costs)
-    sections.append(("Cost breakdown", _fig_html(_costs_figure(result), False)))
+    sections.append(("Cost breakdown", fig_html(_costs_figure(result), False)))
     sections.append(("Metrics", _metrics_table(result)))
     sections.append(("Last trades", _trades_table(result.trades)))
     body = "".join(f"<h2>{html.escape(name)}</h2>{content}" for name, content in sections)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{html.escape(title)}</title><style>{REPORT_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{meta}{body}</body></html>"
     )
 

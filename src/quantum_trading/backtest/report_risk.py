@@ -226,7 +226,7 @@ def _fmt(v: float, digits: int = 2, pct: bool = False) -> str:
 def _var_figure(frame: pd.DataFrame, returns: pd.Series, exceptions: pd.Series, alpha: float):
     import plotly.graph_objects as go
 
-    from quantum_trading.backtest.report import _thin_last
+    from quantum_trading.backtest.report import thin_last
 
     level = f"{100 * alpha:g}"
     colors = {"var_historical": "#1f77b4", "es_historical": "#6baed6", "var_fhs": "#cf222e",
@@ -234,7 +234,7 @@ def _var_figure(frame: pd.DataFrame, returns: pd.Series, exceptions: pd.Series, 
     fig = go.Figure()
     for col, color in colors.items():
         kind, method = col.split("_")
-        s = _thin_last(100.0 * frame[col].dropna())
+        s = thin_last(100.0 * frame[col].dropna())
         name = f"{'VaR' if kind == 'var' else 'ES'}{level} {method}"
         fig.add_trace(go.Scatter(x=s.index, y=s.values, name=name,
                                  line={"color": color, "width": 1.3,
@@ -250,7 +250,7 @@ def _var_figure(frame: pd.DataFrame, returns: pd.Series, exceptions: pd.Series, 
 
 
 def _var_section(result: BacktestResult, alpha: float, window: int | None) -> tuple[str, str]:
-    from quantum_trading.backtest.report import _fig_html
+    from quantum_trading.backtest.report import fig_html
 
     title = RISK_SECTION_TITLES[0]
     returns = result.returns
@@ -284,7 +284,7 @@ def _var_section(result: BacktestResult, alpha: float, window: int | None) -> tu
             "t + 1; an exception is a bar whose loss exceeded the previous bar's VaR. "
             "FHS = filtered historical simulation (EWMA λ = 0.94).</p>")
     fig = _var_figure(frame, returns, exceptions, alpha)
-    return title, note + _fig_html(fig, False) + "<table>" + "".join(rows) + "</table>"
+    return title, note + fig_html(fig, False) + "<table>" + "".join(rows) + "</table>"
 
 
 def _events_section(result: BacktestResult) -> str:

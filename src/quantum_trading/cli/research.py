@@ -20,7 +20,7 @@ from quantum_trading.cli._console import console
 from quantum_trading.errors import ConfigError
 from quantum_trading.paths import user_data_dir
 
-__all__ = ["optimize", "parse_grid"]
+__all__ = ["optimize", "parse_grid", "parse_regimes"]
 
 
 def _values_between(param: Any, name: str, low: str, high: str, count: str) -> list[Any]:
@@ -71,6 +71,23 @@ def parse_grid(strategy: Any, specs: Sequence[str]) -> dict[str, list[Any]]:
         if not out[name]:
             raise ConfigError(f"--grid {name}: no values")
     return out
+
+
+def parse_regimes(text: str) -> tuple[str, ...]:
+    """``--regimes`` as detector names: comma-separated ``rules`` / ``hmm``, or ``none``.
+
+    >>> parse_regimes("rules,hmm"), parse_regimes("none")
+    (('rules', 'hmm'), ())
+    """
+    from quantum_trading.research.regime_analysis import REGIME_DETECTORS
+
+    names = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
+    if names == ("none",):
+        return ()
+    bad = [n for n in names if n not in REGIME_DETECTORS]
+    if bad or not names:
+        raise ConfigError(f"--regimes must be rules, hmm, rules,hmm or none, got {text!r}")
+    return names
 
 
 def _best_table(res: Any, rows: int) -> Table:
@@ -149,6 +166,8 @@ def optimize(
     report: Path | None = typer.Option(None, "--report", help="Where to write the HTML report "
                                        "(default: user_data/reports/optimize-<strategy>-"
                                        "<symbol>-<time>.html)."),
+    regimes: str = typer.Option("rules", "--regimes", help="Regime detectors for the "
+                                "report's regime timeline: rules, hmm, rules,hmm or none."),
     top: int = typer.Option(10, "--top", min=1, help="Best parameter sets to print."),
     user_data: Path | None = typer.Option(None, "--user-data", help="The user_data folder."),
 ) -> None:
@@ -157,7 +176,7 @@ def optimize(
     The strategy is refused if it looks ahead (checked before the search). Every parameter set
     is backtested with the one simulator; the report gives the deflated Sharpe ratio of the
     best set given the number of trials, the probability of backtest overfitting (CSCV) and
-    a verdict in words, with parameter-surface heatmaps.
+    a verdict in words, with parameter-surface heatmaps and the regime timeline of the bars.
     """
     from rich.progress import (
         BarColumn,
@@ -183,6 +202,7 @@ def optimize(
     if chosen == "grid" and trials is not None:
         raise ConfigError("--trials is for --method optuna")
     values = parse_grid(strat, grid) if grid else None
+    detectors = parse_regimes(regimes)
     fixed = strat.params.parse(param) if param else {}
     fixed = {k: v for k, v in fixed.items() if any(p.split("=")[0].strip() == k for p in param)}
     folder = user_data_dir(user_data)
@@ -208,7 +228,7 @@ def optimize(
             direction="minimize" if minimize else "maximize", min_trades=min_trades,
             max_drawdown_pct=max_dd or None, costs=costs, account=account, risk=limits,
             backend=backend, address=address, n_workers=workers, seed=seed,
-            pruning=not no_pruning, progress=progress)
+            pruning=not no_pruning, regimes=detectors, progress=progress)
     console.print(_best_table(result, top))
     if result.best_params is not None:
         shown = ", ".join(f"{k}={result.best_params[k]}" for k in result.searched)

@@ -8,8 +8,15 @@
   Gaussian HMM (causal filtered or in-sample Viterbi);
   :mod:`quantum_trading.research.regime_analysis` — scores, metrics per regime, timeline.
 * :mod:`quantum_trading.research.optimize` — grid and Optuna search over a strategy's
-  parameter space with constraints, DSR and PBO next to the best Sharpe;
-  :mod:`~quantum_trading.research.sweep` — batched numba sweeps;
+  parameter space with constraints, DSR and PBO next to the best Sharpe, and the regimes of
+  the bars searched; its parts: :mod:`~quantum_trading.research.scoring` (objectives,
+  constraints, ranked table, verdict), :mod:`~quantum_trading.research.optuna_search`
+  (chunked, prunable trials), :mod:`~quantum_trading.research.optimization_result` (the
+  result, heatmap and regime timeline) and :mod:`~quantum_trading.research.report` (HTML);
+  :mod:`~quantum_trading.research.sweep` — batched numba sweeps, made of
+  :mod:`~quantum_trading.research.sweep_signals` (target builders),
+  :mod:`~quantum_trading.research.sweep_job` (the job) and
+  :mod:`~quantum_trading.research.sweep_eval` (evaluation);
   :mod:`~quantum_trading.research.backends` — local process pool and Ray.
 * :mod:`quantum_trading.research.walk_forward` and :mod:`~quantum_trading.research.validate`
   — walk-forward analysis and one-stop validation of a parameter set, with HTML reports.
@@ -37,14 +44,12 @@ from quantum_trading.research.bias import (
     permuted_bars,
     require_causal,
 )
-from quantum_trading.research.optimize import (
-    OBJECTIVES,
-    Constraints,
-    OptimizationResult,
-    significance_verdict,
-)
+from quantum_trading.research.optimization_result import OptimizationResult
 from quantum_trading.research.regime_analysis import (
+    REGIME_DETECTORS,
     RegimeScore,
+    detect_regimes,
+    regime_bands_figure,
     regime_metrics,
     regime_timeline_figure,
     score_regimes,
@@ -64,6 +69,11 @@ from quantum_trading.research.reports import (
     write_validation_report,
     write_walk_forward_report,
 )
+from quantum_trading.research.scoring import (
+    OBJECTIVES,
+    Constraints,
+    significance_verdict,
+)
 from quantum_trading.research.splits import (
     CPCVSplits,
     Split,
@@ -81,12 +91,9 @@ from quantum_trading.research.stats import (
     probability_of_backtest_overfitting,
     sharpe_ratios,
 )
-from quantum_trading.research.sweep import (
-    TABLE_STATS,
-    BatchSignals,
-    SweepResult,
-    register_batch_signals,
-)
+from quantum_trading.research.sweep import SweepResult
+from quantum_trading.research.sweep_job import TABLE_STATS
+from quantum_trading.research.sweep_signals import BatchSignals, register_batch_signals
 from quantum_trading.research.validate import (
     ValidationResult,
     validate_strategy,
@@ -99,6 +106,7 @@ __all__ = [
     "HMM_FEATURES",
     "OBJECTIVES",
     "PERMUTATION_METHODS",
+    "REGIME_DETECTORS",
     "REGIME_LABELS",
     "TABLE_STATS",
     "Backend",
@@ -121,6 +129,7 @@ __all__ = [
     "cpcv_n_splits",
     "cpcv_splits",
     "deflated_sharpe_ratio",
+    "detect_regimes",
     "dsr_from_moments",
     "expected_max_sharpe",
     "get_backend",
@@ -130,6 +139,7 @@ __all__ = [
     "permutation_test",
     "permuted_bars",
     "probability_of_backtest_overfitting",
+    "regime_bands_figure",
     "regime_metrics",
     "regime_timeline_figure",
     "register_batch_signals",

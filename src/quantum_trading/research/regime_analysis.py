@@ -1,11 +1,19 @@
-"""Analysis of regime labels: scores against true labels, metrics per regime, a timeline
-figure. The labels come from :mod:`quantum_trading.research.regimes` (or anywhere else).
+"""Analysis of regime labels: detection in one call, scores against true labels, metrics per
+regime, timeline figures. The labels come from :mod:`quantum_trading.research.regimes` (or
+anywhere else).
+
+* :func:`detect_regimes` — the rule and/or HMM labels of one market, one column per detector;
+* :func:`score_regimes` — adjusted Rand index and matched accuracy against known labels;
+* :func:`regime_metrics` — a backtest's performance split by regime;
+* :func:`regime_timeline_figure` — prices over coloured regime spans;
+* :func:`regime_bands_figure` — prices on top, one regime band per detector underneath (the
+  optimisation report's regime timeline).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,25 +24,76 @@ from sklearn.metrics import adjusted_rand_score
 
 from quantum_trading.backtest import BacktestResult
 from quantum_trading.backtest import metrics as m
+from quantum_trading.backtest.report import thin_last
 from quantum_trading.errors import ConfigError
+from quantum_trading.research.regimes import _float, _int, hmm_regimes, rule_regimes
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-from quantum_trading.research.regimes import _float, _int
-
 __all__ = [
+    "REGIME_DETECTORS",
     "RegimeScore",
+    "detect_regimes",
+    "regime_bands_figure",
     "regime_metrics",
     "regime_timeline_figure",
     "score_regimes",
 ]
+
+REGIME_DETECTORS: tuple[str, ...] = ("rules", "hmm")
+"""Detectors :func:`detect_regimes` runs: volatility/trend rules and a Gaussian HMM."""
 
 _COLORS = {"trend_up": "#2ca02c", "trend_down": "#d62728", "range": "#1f77b4",
            "high_vol": "#ff7f0e"}
 _PALETTE = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 _METRIC_COLUMNS = ("Bars", "Share [%]", "Return [%]", "Sharpe Ratio", "Max. Drawdown [%]",
                    "# Trades", "Win Rate [%]", "Exposure [%]")
+_MAX_BANDS = 2_000  # cells per regime band in a figure
+
+
+def detect_regimes(data: pd.DataFrame | pd.Series, detectors: Sequence[str] = ("rules",), *,
+                   seed: int = 0) -> pd.DataFrame:
+    """Regime labels of one market by each detector, all causal (known at the bar's close).
+
+    Parameters
+    ----------
+    data:
+        OHLCV frame or close Series on a UTC index of bar open times.
+    detectors:
+        Any of :data:`REGIME_DETECTORS`: ``"rules"`` —
+        :func:`~quantum_trading.research.regimes.rule_regimes` with a volatility window of
+        ``min(720, T // 4)`` bars (milliseconds on 100,000 bars); ``"hmm"`` —
+        :func:`~quantum_trading.research.regimes.hmm_regimes` fitted on the first half of the
+        bars, forward-filtered labels for all (seconds on 100,000 bars; the first half is
+        in-sample).
+    seed:
+        Seed of the HMM's initialisation.
+
+    Returns
+    -------
+    pd.DataFrame
+        One categorical column per detector, in the order given, on ``data``'s index (NaN
+        in the warm-up).
+
+    >>> from quantum_trading.data import generate_market
+    >>> bars = generate_market(n_assets=1, n_bars=2000, seed=4).ohlcv["BTC/USDT:USDT"]
+    >>> labels = detect_regimes(bars, ("rules", "hmm"))
+    >>> list(labels.columns), len(labels) == len(bars), "trend_up" in set(labels["rules"])
+    (['rules', 'hmm'], True, True)
+    """
+    names = (detectors,) if isinstance(detectors, str) else tuple(dict.fromkeys(detectors))
+    n = len(data)
+    out: dict[str, pd.Series] = {}
+    for name in names:
+        if name == "rules":
+            out[name] = rule_regimes(data, vol_window=min(720, max(2, n // 4)))
+        elif name == "hmm":
+            out[name] = hmm_regimes(data, train_bars=max(2, n // 2), seed=seed)
+        else:
+            raise ConfigError(f"unknown regime detector {name!r} (use one of "
+                              f"{', '.join(REGIME_DETECTORS)})")
+    return pd.DataFrame(out, index=data.index)
 
 
 
@@ -303,11 +362,7 @@ def regime_timeline_figure(
     opacity = _float(opacity, "opacity", 0.0, 1.0)
     labels = regimes.reindex(close.index)
     order = _ordered_labels(labels)
-    palette = dict(colors or {})
-    extra = iter(_PALETTE * (1 + len(order) // len(_PALETTE)))
-    for label in order:
-        if label not in palette:
-            palette[label] = _COLORS.get(str(label)) or next(extra)
+    palette = _palette_for(order, colors)
     values = labels.astype(object).to_numpy()
     index = close.index
     n = len(index)
@@ -336,4 +391,123 @@ def regime_timeline_figure(
     fig.update_layout(title=title, shapes=shapes, template="plotly_white",
                       legend_title_text="regime", xaxis_title="time (UTC)",
                       yaxis_title="price")
+    return fig
+
+
+def _palette_for(labels: Sequence[Any], colors: Mapping[Any, str] | None) -> dict[Any, str]:
+    palette = dict(colors or {})
+    extra = iter(_PALETTE * (1 + len(labels) // len(_PALETTE)))
+    for label in labels:
+        if label not in palette:
+            palette[label] = _COLORS.get(str(label)) or next(extra)
+    return palette
+
+
+def _band_cells(values: np.ndarray, index: pd.DatetimeIndex, codes: dict[Any, int],
+                max_cells: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Cells of one band: every bar while there are at most ``max_cells``, else buckets of
+    ``k = ceil(T / max_cells)`` bars, each with its most common label (−1 = no label);
+    stamped at each bucket's first bar."""
+    n = len(values)
+    code = np.array([codes.get(v, -1) if not pd.isna(v) else -1 for v in values],
+                    dtype=np.int64)
+    k = max(1, math.ceil(n / max_cells))
+    if k == 1:
+        return index, code
+    bucket = np.arange(n) // k
+    counts = np.zeros((int(bucket[-1]) + 1, len(codes) + 1), dtype=np.int64)
+    np.add.at(counts, (bucket, code + 1), 1)
+    counts[:, 0] = np.where(counts[:, 1:].sum(axis=1) > 0, -1, counts[:, 0])
+    return index[::k], counts.argmax(axis=1) - 1
+
+
+def regime_bands_figure(
+    close: pd.Series,
+    regimes: pd.DataFrame | Mapping[str, pd.Series],
+    *,
+    title: str = "Market regimes",
+    colors: Mapping[Any, str] | None = None,
+    max_cells: int = _MAX_BANDS,
+) -> go.Figure:
+    """The close on top and, under it on the same time axis, one coloured band per detector.
+
+    Parameters
+    ----------
+    close:
+        Prices per bar (UTC index of bar open times); drawn with at most about 5,000 points
+        (:func:`~quantum_trading.backtest.report.thin_last`).
+    regimes:
+        Labels per bar, one column (or mapping entry) per detector, e.g.
+        :func:`detect_regimes`'s frame; reindexed on ``close``'s index.
+    title:
+        Figure title.
+    colors:
+        Label → CSS colour (defaults as :func:`regime_timeline_figure`).
+    max_cells:
+        Most cells per band [10..100,000]: longer runs are drawn in buckets of
+        ``ceil(T / max_cells)`` bars, each with its most common label (plotting only).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Row 1: the close line; row ``2 + j``: a one-row heatmap of detector ``j``'s labels
+        (cell ``i`` covers its bar or bucket from its open time; no label = blank), hover
+        text the label; one legend entry per regime. Built in milliseconds.
+
+    >>> import pandas as pd
+    >>> idx = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC")
+    >>> fig = regime_bands_figure(pd.Series([1.0, 2, 3, 2, 1, 2], index=idx),
+    ...     {"rules": pd.Series(["trend_up"] * 3 + ["trend_down"] * 3, index=idx)})
+    >>> [t.type for t in fig.data][:2], fig.data[1].text[0][:4]
+    (['scatter', 'heatmap'], ['trend_up', 'trend_up', 'trend_up', 'trend_down'])
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not isinstance(close, pd.Series):
+        raise ConfigError("regime_bands_figure: close must be a pandas Series")
+    frame = pd.DataFrame(dict(regimes)) if isinstance(regimes, Mapping) else regimes
+    if not isinstance(frame, pd.DataFrame) or frame.shape[1] == 0:
+        raise ConfigError("regime_bands_figure: regimes must be a DataFrame or a mapping of "
+                          "label Series with at least one detector")
+    max_cells = _int(max_cells, "max_cells", 10, 100_000)
+    frame = frame.reindex(close.index)
+    order: list[Any] = []
+    for name in frame.columns:
+        order += [v for v in _ordered_labels(frame[name]) if v not in order]
+    palette = _palette_for(order, colors)
+    codes = {label: i for i, label in enumerate(order)}
+    n_bands = frame.shape[1]
+    band_share = min(0.12, 0.4 / n_bands)
+    fig = make_subplots(rows=1 + n_bands, cols=1, shared_xaxes=True, vertical_spacing=0.02,
+                        row_heights=[1.0 - band_share * n_bands] + [band_share] * n_bands)
+    line = thin_last(close)
+    fig.add_trace(go.Scatter(x=line.index, y=line.to_numpy(), name="close", mode="lines",
+                             line={"color": "black", "width": 1}), row=1, col=1)
+    n_codes = max(1, len(order))
+    scale = []
+    for i, label in enumerate(order):
+        scale += [[i / n_codes, palette[label]], [(i + 1) / n_codes, palette[label]]]
+    present: set[Any] = set()
+    for j, name in enumerate(frame.columns):
+        values = frame[name].astype(object).to_numpy()
+        present |= {v for v in pd.unique(values) if not pd.isna(v)}
+        x, cell = _band_cells(values, close.index, codes, max_cells)
+        z = np.where(cell >= 0, cell, np.nan).astype(np.float64)
+        text = [order[c] if c >= 0 else "" for c in cell]
+        fig.add_trace(go.Heatmap(
+            x=x, y=[str(name)], z=[z], text=[[str(t) for t in text]], zmin=-0.5,
+            zmax=n_codes - 0.5, colorscale=scale or [[0, "#ffffff"], [1, "#ffffff"]],
+            showscale=False, name=str(name),
+            hovertemplate=f"%{{x}}<br>{name}: %{{text}}<extra></extra>"), row=2 + j, col=1)
+        fig.update_yaxes(showgrid=False, fixedrange=True, row=2 + j, col=1)
+    for label in order:
+        if label in present:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(label),
+                                     marker={"size": 12, "symbol": "square",
+                                             "color": palette[label]}), row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white", legend_title_text="regime",
+                      height=420 + 70 * n_bands, margin={"l": 60, "r": 20, "t": 60, "b": 40})
+    fig.update_yaxes(title_text="price", row=1, col=1)
+    fig.update_xaxes(title_text="time (UTC)", row=1 + n_bands, col=1)
     return fig

@@ -3,9 +3,12 @@
 Sections, in order: the verdict (deflated Sharpe ratio, the Sharpe ratio the best of the
 skill-less trials would show, probability of backtest overfitting), the best parameters and
 their full backtest statistics, parameter surfaces (heatmaps of the objective over pairs of
-searched parameters, the others at their best values), the trials' Sharpe ratios, the CSCV
-logit distribution behind the PBO, and the table of the best parameter sets. The file opens
-offline: the first figure embeds plotly.js, the others reuse it.
+searched parameters, the others at their best values), the regime timeline of the bars
+optimised over (the close with one regime band per detector under it) with the best set's
+metrics per regime, the trials' Sharpe ratios, the CSCV logit distribution behind the PBO,
+and the table of the best parameter sets. The file opens offline: the first figure embeds
+plotly.js, the others reuse it; page style and figure embedding are the backtest report's
+(:mod:`quantum_trading.backtest.report`). Rendering takes about a second.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantum_trading.backtest.report import REPORT_CSS, fig_html
 from quantum_trading.backtest.stats import format_stat
-from quantum_trading.research.optimize import SIGNIFICANCE_LEVEL, OptimizationResult
+from quantum_trading.research.optimization_result import OptimizationResult
+from quantum_trading.research.scoring import SIGNIFICANCE_LEVEL
 
 __all__ = ["SECTION_TITLES", "render_optimization_report", "write_optimization_report"]
 
@@ -28,6 +33,7 @@ SECTION_TITLES = (
     "Verdict",
     "Best parameters",
     "Parameter surface",
+    "Regime timeline",
     "Sharpe ratios of the trials",
     "Probability of backtest overfitting",
     "Best parameter sets",
@@ -35,21 +41,12 @@ SECTION_TITLES = (
 """Section headings of the report, in order."""
 
 _MAX_SURFACES = 3
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
-h1{margin-bottom:4px} h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
-.meta{color:#555} table{border-collapse:collapse;font-size:13px}
-td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
-th{background:#f6f6f6} td:first-child,th:first-child{text-align:left}
+_EXTRA_CSS = """
+th{background:#f6f6f6}
 .verdict{padding:12px 16px;border-radius:6px;font-size:15px;max-width:1100px}
 .good{background:#e8f6ec;border:1px solid #8fd19e} .bad{background:#fdecea;border:1px solid #f5a49b}
 .unknown{background:#f4f4f4;border:1px solid #ccc}
 """
-
-
-def _fig_html(fig: Any, first: bool) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=bool(first),
-                       config={"displaylogo": False})
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -120,9 +117,29 @@ def _surfaces_html(res: OptimizationResult, first: bool) -> tuple[str, bool]:
         return "<p>Fewer than two parameters were searched: no surface to show.</p>", first
     parts = []
     for x, y in list(itertools.combinations(names, 2))[:_MAX_SURFACES]:
-        parts.append(_fig_html(res.heatmap(x, y), first))
+        parts.append(fig_html(res.heatmap(x, y), first))
         first = False
     return "".join(parts), first
+
+
+def _regimes_html(res: OptimizationResult, first: bool) -> tuple[str, bool]:
+    if res.close is None or res.regimes.empty:
+        return "<p>No regimes were detected (<code>regimes=()</code>).</p>", first
+    detectors = ", ".join(html.escape(str(c)) for c in res.regimes.columns)
+    parts = [f"<p class='meta'>Regimes of the {len(res.close):,} bars optimised over "
+             f"({detectors}; causal: each label known at its bar's close).</p>",
+             fig_html(res.regime_figure(), first)]
+    for name, table in res.regime_tables.items():
+        cols = list(table.columns)
+        head = ("<tr><th>regime</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+                + "</tr>")
+        rows = "".join(
+            f"<tr><td>{html.escape(str(idx))}</td>"
+            + "".join(f"<td>{html.escape(_fmt(row[c]))}</td>" for c in cols) + "</tr>"
+            for idx, row in table.iterrows())
+        parts.append(f"<h3>Best set per regime ({html.escape(str(name))})</h3>"
+                     f"<table>{head}{rows}</table>")
+    return "".join(parts), False
 
 
 def _sharpe_figure(res: OptimizationResult):
@@ -187,24 +204,26 @@ def render_optimization_report(result: OptimizationResult, *, title: str | None 
     sections = [f"<h1>{html.escape(title)}</h1><p class='meta'>{html.escape(meta)}</p>"]
     sections += [f"<p class='meta'>{html.escape(n)}</p>" for n in notes]
     first = True
-    sections.append(f"<h2>{SECTION_TITLES[0]}</h2>{_verdict_html(result)}")
-    sections.append(f"<h2>{SECTION_TITLES[1]}</h2>{_best_html(result)}")
+    verdict, best, surface, regimes, sharpes, pbo, top_sets = SECTION_TITLES
+    sections.append(f"<h2>{verdict}</h2>{_verdict_html(result)}")
+    sections.append(f"<h2>{best}</h2>{_best_html(result)}")
     surf, first = _surfaces_html(result, first)
-    sections.append(f"<h2>{SECTION_TITLES[2]}</h2>{surf}")
+    sections.append(f"<h2>{surface}</h2>{surf}")
+    timeline, first = _regimes_html(result, first)
+    sections.append(f"<h2>{regimes}</h2>{timeline}")
     if len(result.trial_sharpes):
-        sections.append(f"<h2>{SECTION_TITLES[3]}</h2>{_fig_html(_sharpe_figure(result), first)}")
+        sections.append(f"<h2>{sharpes}</h2>{fig_html(_sharpe_figure(result), first)}")
         first = False
     else:
-        sections.append(f"<h2>{SECTION_TITLES[3]}</h2><p>No complete trial.</p>")
+        sections.append(f"<h2>{sharpes}</h2><p>No complete trial.</p>")
     if result.pbo is not None:
-        sections.append(f"<h2>{SECTION_TITLES[4]}</h2>{_fig_html(_pbo_figure(result), first)}")
+        sections.append(f"<h2>{pbo}</h2>{fig_html(_pbo_figure(result), first)}")
         first = False
     else:
-        sections.append(f"<h2>{SECTION_TITLES[4]}</h2><p>Needs at least two complete "
-                        "trials.</p>")
-    sections.append(f"<h2>{SECTION_TITLES[5]}</h2>{_table_html(result, top)}")
+        sections.append(f"<h2>{pbo}</h2><p>Needs at least two complete trials.</p>")
+    sections.append(f"<h2>{top_sets}</h2>{_table_html(result, top)}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+            f"<title>{html.escape(title)}</title><style>{REPORT_CSS}{_EXTRA_CSS}</style></head><body>"
             + "\n".join(sections) + "</body></html>")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantum_trading.backtest.report import _CSS, _fig_html, _thin_last
+from quantum_trading.backtest.report import REPORT_CSS, fig_html, thin_last
 from quantum_trading.backtest.stats import format_stat
 from quantum_trading.research.regime_analysis import regime_timeline_figure
 from quantum_trading.research.validate import ValidationResult
@@ -107,7 +107,7 @@ def _pairs(rows: list[tuple[str, str]]) -> str:
 def _page(title: str, meta: str, sections: list[tuple[str, str]]) -> str:
     body = "".join(f"<h2>{html.escape(name)}</h2>{content}" for name, content in sections)
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body>"
+            f"<title>{html.escape(title)}</title><style>{REPORT_CSS}{_EXTRA_CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>{meta}{body}</body></html>")
 
 
@@ -126,11 +126,11 @@ def _wf_equity_figure(res: WalkForwardResult):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    eq = _thin_last(res.oos_equity)
+    eq = thin_last(res.oos_equity)
     fig.add_trace(go.Scatter(x=eq.index, y=eq.values, name=f"{res.strategy} (stitched OOS)",
                              line={"color": "#1f77b4", "width": 1.6}))
     if res.benchmark_equity is not None:
-        b = _thin_last(res.benchmark_equity)
+        b = thin_last(res.benchmark_equity)
         fig.add_trace(go.Scatter(x=b.index, y=b.values, name="buy & hold",
                                  line={"color": "#999", "width": 1.2}))
     for start in res.folds["OOS Start"].iloc[1:]:
@@ -221,9 +221,9 @@ def render_walk_forward_report(result: WalkForwardResult, *, title: str | None =
     folds = result.folds.copy()
     sections = [
         (WALK_FORWARD_SECTIONS[0], _wf_summary(result)),
-        (WALK_FORWARD_SECTIONS[1], _fig_html(_wf_equity_figure(result), True)),
-        (WALK_FORWARD_SECTIONS[2], _fig_html(_wf_sharpe_figure(result), False)),
-        (WALK_FORWARD_SECTIONS[3], _fig_html(_wf_params_figure(result), False)),
+        (WALK_FORWARD_SECTIONS[1], fig_html(_wf_equity_figure(result), True)),
+        (WALK_FORWARD_SECTIONS[2], fig_html(_wf_sharpe_figure(result), False)),
+        (WALK_FORWARD_SECTIONS[3], fig_html(_wf_params_figure(result), False)),
         (WALK_FORWARD_SECTIONS[4], _table(folds, index_name="fold")),
     ]
     return _page(title, meta, sections)
@@ -231,7 +231,18 @@ def render_walk_forward_report(result: WalkForwardResult, *, title: str | None =
 
 def write_walk_forward_report(result: WalkForwardResult, path: str | Path, **options: Any
                               ) -> Path:
-    """Write :func:`render_walk_forward_report` to ``path`` (folders created)."""
+    """Write :func:`render_walk_forward_report` to ``path`` (folders created); returns it.
+
+    >>> import os, tempfile
+    >>> from quantum_trading.data import generate_market
+    >>> from quantum_trading.research.walk_forward import walk_forward
+    >>> bars = generate_market(n_assets=1, n_bars=900, seed=2).ohlcv["BTC/USDT:USDT"]
+    >>> wf = walk_forward(bars, "trend_following", grid={"fast": [10, 20], "slow": [50]},
+    ...                   train_bars=400, test_bars=250, n_workers=1)
+    >>> out = write_walk_forward_report(wf, os.path.join(tempfile.mkdtemp(), "wf.html"))
+    >>> out.suffix, WALK_FORWARD_SECTIONS[1].replace("&", "&amp;") in out.read_text()
+    ('.html', True)
+    """
     return _write(render_walk_forward_report(result, **options), path)
 
 
@@ -243,12 +254,12 @@ def _val_equity_figure(res: ValidationResult):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    eq = _thin_last(res.result.equity)
+    eq = thin_last(res.result.equity)
     fig.add_trace(go.Scatter(x=eq.index, y=eq.values, name=res.strategy,
                              line={"color": "#1f77b4", "width": 1.6}))
     bench = res.result.benchmark_equity
     if bench is not None:
-        b = _thin_last(bench)
+        b = thin_last(bench)
         fig.add_trace(go.Scatter(x=b.index, y=b.values, name="buy & hold",
                                  line={"color": "#999", "width": 1.2}))
     fig.update_layout(height=360, yaxis_title="equity [USDT]", hovermode="x unified",
@@ -263,10 +274,10 @@ def _cpcv_paths_figure(res: ValidationResult):
     paths = res.cpcv_paths
     growth = (1.0 + paths.iloc[:, :_MAX_PATHS]).cumprod()
     for col in growth.columns:
-        g = _thin_last(growth[col])
+        g = thin_last(growth[col])
         fig.add_trace(go.Scatter(x=g.index, y=g.values, name=f"path {col}", opacity=0.7,
                                  line={"width": 1}))
-    own = _thin_last((1.0 + res.candidate_returns[0]).cumprod())
+    own = thin_last((1.0 + res.candidate_returns[0]).cumprod())
     fig.add_trace(go.Scatter(x=own.index, y=own.values, name="given parameters",
                              line={"color": "black", "width": 2, "dash": "dot"}))
     for group in res.cpcv.groups[1:]:
@@ -356,19 +367,19 @@ def render_validation_report(result: ValidationResult, *, title: str | None = No
     if notes:
         meta += "<p class='meta'>" + "<br>".join(html.escape(n) for n in notes) + "</p>"
     frame = r.bars[r.symbols[0]]
-    timeline = regime_timeline_figure(_thin_last(frame["close"]),
-                                      result.regimes.reindex(_thin_last(frame["close"]).index),
+    timeline = regime_timeline_figure(thin_last(frame["close"]),
+                                      result.regimes.reindex(thin_last(frame["close"]).index),
                                       title=f"{r.symbols[0]}: rule-based regimes")
     sections = [
         (VALIDATION_SECTIONS[0], _checks_html(result)),
-        (VALIDATION_SECTIONS[1], _fig_html(_val_equity_figure(result), True)),
-        (VALIDATION_SECTIONS[2], _fig_html(_cpcv_paths_figure(result), False)),
-        (VALIDATION_SECTIONS[3], _fig_html(_cpcv_sharpe_figure(result), False)),
+        (VALIDATION_SECTIONS[1], fig_html(_val_equity_figure(result), True)),
+        (VALIDATION_SECTIONS[2], fig_html(_cpcv_paths_figure(result), False)),
+        (VALIDATION_SECTIONS[3], fig_html(_cpcv_sharpe_figure(result), False)),
         (VALIDATION_SECTIONS[4], "<p class='meta'>" + html.escape(result.permutation.summary())
-         + "</p>" + _fig_html(_permutation_figure(result), False)),
+         + "</p>" + fig_html(_permutation_figure(result), False)),
         (VALIDATION_SECTIONS[5], _dsr_table(result)),
         (VALIDATION_SECTIONS[6], _table(result.regime_table, index_name="regime")),
-        (VALIDATION_SECTIONS[7], _fig_html(timeline, False)),
+        (VALIDATION_SECTIONS[7], fig_html(timeline, False)),
     ]
     return _page(title, meta, sections)
 
