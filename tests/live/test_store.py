@@ -225,3 +225,49 @@ def test_drain_with_clear_and_after_someone_trimmed_the_events(tmp_path: Path) -
     assert count(store, OrderEventRow) == n1 + n2 + n3 + n4
     assert [e.kind for e in store.order_events("c2")][:2] == ["created", "sent"]
     assert store.get_order("c1").state == store.get_order("c2").state == "cancelled"
+
+
+def _row_dict(row: OrderRow) -> dict:
+    return {c.name: getattr(row, c.name) for c in OrderRow.__table__.columns if c.name != "id"}
+
+
+def test_write_ahead_stores_what_record_order_stores(tmp_path: Path) -> None:
+    """The batch write-ahead (one Core INSERT) and the ORM upsert give the same rows; an id
+    already stored falls back to the upsert; the batch is committed when it returns."""
+    from quantum_trading.execution.models import LiveOrderType, OrderRequest
+    from quantum_trading.execution.order_state import ManagedOrder
+
+    def managed(cid: str, **kw: object) -> ManagedOrder:
+        req = OrderRequest(SYMBOL, Side.SELL, LiveOrderType.LIMIT, 0.25, price=101.5,
+                           reduce_only=True, client_order_id=cid)
+        return ManagedOrder(request=req, created_at=T0, tag=f"target:{SYMBOL}=-0.5@1",
+                            root_id=cid, **kw)
+
+    a, b = store_at(tmp_path / "a.sqlite"), store_at(tmp_path / "b.sqlite")
+    a.write_ahead([managed("w1"), managed("w2")])
+    for cid in ("w1", "w2"):
+        b.record_order(managed(cid))
+    assert count(a, OrderRow) == 2
+    for cid in ("w1", "w2"):
+        assert _row_dict(a.get_order(cid)) == _row_dict(b.get_order(cid))
+    assert a.get_order("w1").state == "new" and a.get_order("w1").origin == "ours"
+    # committed: another engine on the same file sees it at once
+    assert store_at(tmp_path / "a.sqlite").get_order("w2") is not None
+    # an id already there: upserted, not doubled, and the new one of the batch still written
+    a.write_ahead([managed("w1"), managed("w3")])
+    assert count(a, OrderRow) == 3
+    a.write_ahead([])
+    assert count(a, OrderRow) == 3
+
+
+def test_risk_decisions_batch_skips_stored_ones(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "q.sqlite")
+    eng = RiskEngine(RiskConfig(max_position_frac=0.5), symbols=[SYMBOL])
+    eng.update(T0, 10_000.0)
+    d1 = eng.check_order(T0, SYMBOL, 1.0, equity_usd=10_000.0, prices={SYMBOL: 100.0})
+    d2 = eng.check_order(T0, SYMBOL, 200.0, equity_usd=10_000.0, prices={SYMBOL: 100.0})
+    assert store.record_risk_decisions([(d1, "c1"), (d2, None)]) == 2
+    assert store.record_risk_decisions([(d1, "c1"), (d2, None)]) == 0
+    assert store.record_risk_decisions([]) == 0
+    rows = store.risk_decisions()
+    assert [(r.client_order_id, r.action) for r in rows] == [("c1", "approve"), (None, "resize")]

@@ -163,6 +163,11 @@ class OrderManager:
         """Orders not yet terminal (including NEW / UNKNOWN ones)."""
         return [o for o in self._active.values() if symbol is None or o.symbol == symbol]
 
+    def pending_followups(self, symbol: str | None = None) -> list[ManagedOrder]:
+        """Cancelled orders whose replacement (re-priced or market) is sent at the next
+        :meth:`poll`; :meth:`cancel` on one drops its replacement."""
+        return [o for o in self._followups if symbol is None or o.symbol == symbol]
+
     def unresolved(self) -> list[ManagedOrder]:
         """Orders whose fate is not known yet (UNKNOWN: being re-queried)."""
         return [o for o in self._active.values() if o.state is S.UNKNOWN]
@@ -314,9 +319,14 @@ class OrderManager:
     # -- cancelling ------------------------------------------------------------------------
     async def cancel(self, client_order_id: str, *, reason: str = "requested") -> ManagedOrder:
         """Cancel an order (no replacement follows). An order whose fate is unknown is
-        cancelled as soon as it is found; one the exchange never saw ends CANCELLED."""
+        cancelled as soon as it is found; one the exchange never saw ends CANCELLED; a
+        cancelled order waiting for its replacement loses the replacement."""
         order = self._orders[client_order_id]
         if order.is_terminal:
+            if order.pending_followup:  # its replacement is not sent yet: it never will be
+                order.pending_followup = False
+                self._followups = [o for o in self._followups if o is not order]
+                self._event(order, "followup_dropped", reason)
             return order
         order.cancel_requested = True
         order.after_cancel = None

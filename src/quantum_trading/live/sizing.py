@@ -181,7 +181,8 @@ def plan_orders(time: pd.Timestamp, targets: Mapping[str, float], *, symbols: Se
                 prices: Mapping[str, float], instruments: Mapping[str, Instrument],
                 account: AccountConfig, costs: CostsConfig, leverage: Mapping[str, float],
                 risk: RiskEngine | None = None,
-                flags: Mapping[str, tuple[str, ...]] | None = None) -> list[OrderPlan]:
+                flags: Mapping[str, tuple[str, ...]] | None = None,
+                working: Mapping[str, float] | None = None) -> list[OrderPlan]:
     """The orders that move each pending target's symbol to its target (see the module).
 
     Parameters
@@ -195,6 +196,11 @@ def plan_orders(time: pd.Timestamp, targets: Mapping[str, float], *, symbols: Se
         Wallet at the reference instant (after the funding settled there).
     positions, entries, prices:
         Signed sizes, entry prices and reference prices by symbol (prices for every symbol).
+    working:
+        Signed sizes still to fill of orders already sent (market / limit orders not final,
+        e.g. the rest of a partial fill) by symbol: they count as held, so the new orders
+        and the risk checks see the position they will leave (equity still comes from
+        ``positions``). None = nothing in flight.
 
     Returns
     -------
@@ -203,6 +209,9 @@ def plan_orders(time: pd.Timestamp, targets: Mapping[str, float], *, symbols: Se
         (the order to send them in).
     """
     equity = reference_equity(cash_usd, positions, entries, prices, symbols)
+    if working:
+        positions = {s: float(positions.get(s, 0.0)) + float(working.get(s, 0.0))
+                     for s in symbols}
     proj = {s: float(positions.get(s, 0.0)) for s in symbols}
     px = {s: float(prices[s]) for s in symbols}
     work: list[_Work] = []

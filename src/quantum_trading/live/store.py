@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -75,6 +75,7 @@ ALERT_LEVELS = ("info", "warning", "error", "critical")
 """Allowed values of ``Alert.level``."""
 
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+_INSERT_ORDER = sa.insert(OrderRow.__table__)  # compiled once per engine, then cached
 _LIVE_STATUSES = (LiveOrderStatus.NEW, LiveOrderStatus.OPEN, LiveOrderStatus.PARTIALLY_FILLED)
 
 
@@ -207,6 +208,55 @@ class TradingStore:
         """
         with self.transaction() as s:
             return self._upsert_order(s, order, origin)
+
+    def write_ahead(self, orders: Sequence[ManagedOrder]) -> None:
+        """Write orders about to be sent (ours, not stored yet) in **one** transaction, one
+        Core ``INSERT`` for all of them; when it returns they are committed, so a crash after
+        this point leaves a record that reconcile resolves (found on the exchange, or "never
+        sent").
+
+        The trader's hot path: bar in → *this* → ``create_order``. It costs about a tenth of
+        :meth:`record_order` per order (no ORM unit of work, no read before the write, the
+        statement compiled once). Durability is the database's commit: on SQLite (WAL,
+        ``synchronous=NORMAL``, see :mod:`~quantum_trading.live.db`) a committed transaction
+        survives a crash of the process (SIGKILL included) but not necessarily a power loss
+        or an OS crash — then the last orders may be missing from the database while the
+        exchange has them, and reconcile on the next start adopts or cancels them
+        (``unknown_orders``), so nothing is lost silently. PostgreSQL commits durably.
+
+        An id already stored (a decision written twice) falls back to :meth:`record_order`
+        per order (an upsert).
+        """
+        if not orders:
+            return
+        rows = [self._new_order_values(o) for o in orders]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_INSERT_ORDER, rows)
+        except IntegrityError:
+            for order in orders:
+                self.record_order(order)
+
+    def _new_order_values(self, o: ManagedOrder) -> dict[str, Any]:
+        req, d = o.request, o.risk_decision
+        created = utc(o.created_at)
+        return {
+            "client_order_id": o.client_order_id, "exchange_order_id": o.exchange_id,
+            "exchange": self.exchange, "symbol": req.symbol, "side": req.side.name.lower(),
+            "order_type": req.order_type.value, "time_in_force": req.time_in_force.value,
+            "state": o.state.value, "exchange_status": None, "amount": req.amount,
+            "filled": o.filled, "price": req.price, "stop_price": req.stop_price,
+            "average_price": o.average_price, "fee_usd": o.fee_usd,
+            "reduce_only": req.reduce_only, "tag": self.redact(o.tag)[:128],
+            "reason": self.redact(o.reason), "origin": "ours", "root_id": o.root_id or None,
+            "parent_id": o.replaces, "replaced_by": o.replaced_by,
+            "submit_attempts": o.submit_attempts,
+            "risk_action": None if d is None else d.action.label,
+            "risk_reason": None if d is None else d.reason.label,
+            "risk_text": None if d is None else self.redact(d.text),
+            "created_at": created, "sent_at": utc(o.sent_at),
+            "updated_at": utc(o.updated_at) or created,
+        }
 
     def mark_order(self, client_order_id: str, state: OrderState, reason: str) -> OrderRow:
         """Set a stored order's state by hand (reconcile: "never sent" → rejected, an
@@ -376,6 +426,16 @@ class TradingStore:
         """Store a risk decision (True) unless the same one is stored already (False)."""
         with self.transaction() as s:
             return self._add_risk(s, decision, client_order_id)
+
+    def record_risk_decisions(self, decisions: Iterable[tuple[RiskDecision, str | None]]
+                              ) -> int:
+        """Store several ``(decision, client order id or None)`` in one transaction (the
+        ones stored already are skipped); returns how many were new."""
+        items = list(decisions)
+        if not items:
+            return 0
+        with self.transaction() as s:
+            return sum(self._add_risk(s, d, cid) for d, cid in items)
 
     def _add_risk(self, s: Session, d: RiskDecision, client_order_id: str | None) -> bool:
         t = utc(d.time)

@@ -95,6 +95,7 @@ STATE_KEY = "trader"
 HEARTBEAT_KEY = "heartbeat"
 KILL_KEY = "kill"
 TRADING_STATE_KEY = "trading_state"
+_FILLING = (LiveOrderType.MARKET, LiveOrderType.LIMIT)  # orders whose rest counts as held
 
 
 class TraderError(QuantumError):
@@ -194,6 +195,8 @@ class Trader:
         self._t_send = (0.0, 0.0)
         self._fill_seen: dict[str, set[str]] = {s: set() for s in self.symbols}
         self._fill_since: dict[str, pd.Timestamp | None] = {}
+        self._fills_behind = False  # a fills read failed: read them at the next bar
+        self._superseded: dict[str, str] = {}  # client order id → symbol, cancel not final
         self._last_equity: tuple[float, float, float] | None = None
 
     # ------------------------------------------------------------------ start
@@ -344,8 +347,18 @@ class Trader:
         for s, row in event.bars.items():
             self.history[s].append(event.bar_time, row)
         self.summary.bars += 1
-        balance = await self.exchange.balance()
-        positions = await self.exchange.positions()
+        try:
+            if self._superseded or self.om.pending_followups() or any(
+                    o.request.order_type in _FILLING for o in self.om.open_orders()):
+                await self._supersede()
+            balance = await self.exchange.balance()
+            positions = await self.exchange.positions()
+        except ExchangeError as exc:  # the adapter's retries failed: no decision this bar
+            self._alert("exchange", f"bar {event.bar_time}: account unreadable, no decision "
+                        f"this bar ({type(exc).__name__}: {exc})", level="warning")
+            await self.om.poll()
+            self.store.drain_order_manager(self.om)
+            return
         closes = {s: float(event.bars[s]["close"]) for s in self.symbols if s in event.bars}
         flat = []
         if self.risk is not None:
@@ -408,26 +421,77 @@ class Trader:
             self.last_target[s] = math.nan
         if not targets:
             return 0
+        working = self._working()
         plans = plan_orders(ref_time, targets, symbols=self.symbols, cash_usd=cash,
                             positions=sizes, entries=entries, prices=prices,
                             instruments=self.instruments, account=self.config.account,
                             costs=self.config.costs, leverage=self.leverage, risk=self.risk,
-                            flags=caps)
+                            flags=caps, working=working)
         requests: list[tuple[OrderRequest, str, Any]] = []
+        unsent: list[tuple[Any, str | None]] = []  # written after the orders are out
         for plan in plans:
             if plan.status != "send":
                 if plan.decision is not None:
-                    self.store.record_risk_decision(plan.decision)
+                    unsent.append((plan.decision, None))
                 continue
-            opens = plan.units != 0.0 and (sizes.get(plan.symbol, 0.0) == 0.0 or (
-                plan.units > 0) != (sizes.get(plan.symbol, 0.0) > 0))
+            held = sizes.get(plan.symbol, 0.0)
+            opens = plan.units != 0.0 and (held == 0.0 or (plan.units > 0) != (held > 0))
             if opens:
                 self.exits.expect(plan.symbol, exit_rules(signals, plan.symbol, len(self.symbols)))
+            # reduce-only only where it reduces the position held now (orders in flight may
+            # make a reduction of the planned position a flip of the present one)
+            reduce = plan.reduce and held != 0.0 and (plan.size > 0) != (held > 0) and \
+                abs(plan.size) <= abs(held) * (1 + 1e-12)
             tag = f"target:{plan.symbol}={self.last_target[plan.symbol]!r}@{event.bar_time.value}"
-            requests.append((self._request(plan.symbol, plan.size, reduce_only=plan.reduce),
+            requests.append((self._request(plan.symbol, plan.size, reduce_only=reduce),
                              tag, plan.decision))
         self._last_bar = event.bar_time
-        return await self.send(requests)
+        sent = await self.send(requests)
+        self.store.record_risk_decisions(unsent)
+        return sent
+
+    async def _supersede(self) -> None:
+        """Target orders of an earlier decision still working when a bar closes (the rest of
+        a partial fill, a limit order not filled yet, a replacement waiting to be sent) are
+        cancelled after a poll has brought their fills in: this bar decides again for their
+        symbols from the position held (their last target is forgotten, so the decision is
+        made even when the target did not change). A cancel not confirmed yet keeps its rest
+        counted as held (:meth:`_working`) and is looked at again at the next bar.
+
+        Not called while nothing is in flight (the usual case): no cost then."""
+        await self.om.poll()
+        for o in [*self.om.open_orders(), *self.om.pending_followups()]:
+            if o.tag.startswith("target:") and o.request.order_type in _FILLING:
+                await self.om.cancel(o.client_order_id, reason="superseded by the next decision")
+                self._superseded[o.client_order_id] = o.symbol
+        for cid, symbol in list(self.exits.adopted.items()):
+            row = self.store.get_order(cid)
+            if row is not None and (row.tag or "").startswith("target:") and \
+                    row.order_type in ("market", "limit"):
+                await self.exits.cancel(symbol, cid)
+                self._superseded[cid] = symbol
+        for cid, symbol in list(self._superseded.items()):
+            order = self.om.orders.get(cid)
+            if order is None or order.is_terminal:
+                del self._superseded[cid]
+                if order is None or order.remaining > 1e-12 * max(1.0, order.amount):
+                    self.last_target[symbol] = math.nan  # decide again from what is held
+        self.store.drain_order_manager(self.om)
+
+    def _working(self) -> dict[str, float]:
+        """Signed size still to fill of our market / limit orders not final, by symbol (the
+        rest of a partial fill, an order not answered yet, an order adopted on restart)."""
+        out: dict[str, float] = {}
+        for o in self.om.open_orders():
+            if o.request.order_type in _FILLING:
+                out[o.symbol] = out.get(o.symbol, 0.0) + int(o.side) * max(o.remaining, 0.0)
+        for cid in self.exits.adopted:
+            row = self.store.get_order(cid)
+            if row is not None and row.order_type in ("market", "limit") and row.amount:
+                sign = 1.0 if row.side == "buy" else -1.0
+                out[row.symbol] = out.get(row.symbol, 0.0) + sign * max(
+                    row.amount - (row.filled or 0.0), 0.0)
+        return out
 
     def _request(self, symbol: str, size: float, *, reduce_only: bool) -> OrderRequest:
         side = Side.BUY if size > 0 else Side.SELL
@@ -450,24 +514,26 @@ class Trader:
         return float(last) * (1 - hs), float(last) * (1 + hs)
 
     async def send(self, requests: list[tuple[OrderRequest, str, Any]]) -> int:
-        """Write each order (state ``new``; a target order's tag carries the target and its
+        """Write every order ahead (state ``new``, one committed transaction for the batch,
+        :meth:`TradingStore.write_ahead`; a target order's tag carries the target and its
         bar, so a restart knows the decision was made), then send them in order through the
-        order manager; then record the risk decisions and the trader's state. Returns how
-        many were sent."""
+        order manager; then record the risk decisions (one transaction) and the trader's
+        state. Returns how many were sent."""
         if not requests:
             return 0
         now = self.clock()
         t_plan = time.perf_counter()
-        for req, tag, _ in requests:
-            self.store.record_order(ManagedOrder(request=req, created_at=now, tag=tag,
-                                                 root_id=req.client_order_id))
+        self.store.write_ahead([ManagedOrder(request=req, created_at=now, tag=tag,
+                                             root_id=req.client_order_id)
+                                for req, tag, _ in requests])
         t_written = time.perf_counter()
         orders = [await self.om.submit(req, tag=tag) for req, tag, _ in requests]
         self._t_out = time.perf_counter()
         self._t_send = (t_plan, t_written)
-        for (req, tag, decision), order in zip(requests, orders, strict=True):
-            if decision is not None:
-                self.store.record_risk_decision(decision, client_order_id=req.client_order_id)
+        self.store.record_risk_decisions((decision, req.client_order_id)
+                                         for req, _, decision in requests
+                                         if decision is not None)
+        for (req, tag, _), order in zip(requests, orders, strict=True):
             self.summary.orders_sent += 1
             if order.state.value == "rejected":
                 self.summary.rejected += 1

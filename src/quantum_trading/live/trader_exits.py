@@ -441,8 +441,13 @@ async def persist_bar(t: Trader, event: Any, balance: Any,
     await t.exits.refresh_adopted()
     changed = [s for s in t.symbols
                if t._last_positions.get(s) != (positions[s].size if s in positions else 0.0)]
-    if changed or filled:
-        await store_fills(t)
+    if changed or filled or t._fills_behind:
+        try:
+            await store_fills(t)
+            t._fills_behind = False
+        except ExchangeError as exc:  # stored at the next bar (from the newest one stored)
+            t._fills_behind = True
+            log.warning("fills not read: %s", t.store.redact(str(exc)))
     for s in changed:
         if s in positions:
             store.record_position(positions[s], time=at)
