@@ -61,8 +61,13 @@ def trades_table(trades: pd.DataFrame, *, last: int) -> Table:
 
 
 def backtest(
-    strategy: str = typer.Option(..., "--strategy", "-s", help="Registered strategy name, e.g. "
-                                 "momentum_breakout (an unknown name lists them all)."),
+    strategy: str | None = typer.Option(None, "--strategy", "-s", help="Registered strategy "
+                                        "name, e.g. momentum_breakout (an unknown name lists "
+                                        "them all)."),
+    model: Path | None = typer.Option(None, "--model", help="A trained RL policy (model bundle "
+                                      "folder) instead of --strategy; a data folder gives all "
+                                      "its symbols; costs, account and risk come from the "
+                                      "model's env_config.json."),
     data: str = typer.Option(..., "--data", "-d", help="A data file, a freqtrade data folder "
                              "(with --symbol), or an exchange name in the store."),
     symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol, e.g. BTC/USDT:USDT."),
@@ -104,30 +109,41 @@ def backtest(
     from quantum_trading.backtest import Backtest, write_report
     from quantum_trading.backtest.inputs import load_bars
     from quantum_trading.data.symbols import symbol_to_filename
+    from quantum_trading.errors import ConfigError
     from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig
     from quantum_trading.strategies import get_strategy, parse_params
 
-    strat = get_strategy(strategy)
-    params = parse_params(strat, param)
+    if (strategy is None) == (model is None):
+        raise ConfigError("give one of --strategy NAME or --model DIR")
     folder = user_data_dir(user_data)
-    loaded = load_bars(data, symbol=symbol, exchange=exchange, timeframe=timeframe,
-                       funding=funding, data_dir=folder / "data")
-    for note in loaded.notes:
-        console.print(note, highlight=False, soft_wrap=True)
-    costs = CostsConfig(taker_fee_bps=fee_bps, slippage_bps=slippage_bps)
-    account = AccountConfig(initial_cash_usd=initial_cash, leverage=leverage)
-    with console.status(f"backtesting {strat.name} on {loaded.symbol}…"):
-        result = Backtest(loaded.bars, strat, costs=costs, account=account,
-                          params=params, risk=None if no_risk else (risk or RiskConfig())).run()
+    if model is not None:  # a trained policy: its own conditions (see rl.strategy)
+        from quantum_trading.rl.strategy import model_backtest
+
+        result, where = model_backtest(model, data, symbol=symbol, exchange=exchange,
+                                       data_dir=folder / "data", say=console.print)
+    else:
+        strat = get_strategy(strategy)
+        params = parse_params(strat, param)
+        loaded = load_bars(data, symbol=symbol, exchange=exchange, timeframe=timeframe,
+                           funding=funding, data_dir=folder / "data")
+        for note in loaded.notes:
+            console.print(note, highlight=False, soft_wrap=True)
+        costs = CostsConfig(taker_fee_bps=fee_bps, slippage_bps=slippage_bps)
+        account = AccountConfig(initial_cash_usd=initial_cash, leverage=leverage)
+        with console.status(f"backtesting {strat.name} on {loaded.symbol}…"):
+            result = Backtest(loaded.bars, strat, costs=costs, account=account, params=params,
+                              risk=None if no_risk else (risk or RiskConfig())).run()
+        where = f"{loaded.symbol} {loaded.timeframe}"
+    name = result.strategy
     shown = ", ".join(f"{k}={v}" for k, v in result.params.items())
     console.print(f"parameters: {shown}", highlight=False, soft_wrap=True)
-    console.print(metrics_table(result.stats, title=f"{strat.name} on {loaded.symbol} "
-                                f"{loaded.timeframe}", benchmark=result.benchmark_stats,
-                                strategy=strat.name))
+    console.print(metrics_table(result.stats, title=f"{name} on {where}",
+                                benchmark=result.benchmark_stats, strategy=name))
     if show_trades and len(result.trades):
         console.print(trades_table(result.trades, last=show_trades))
     if report is None:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        report = folder / "reports" / f"{strat.name}-{symbol_to_filename(loaded.symbol)}-{stamp}.html"
+        report = folder / "reports" / (f"{name.replace(':', '-')}-"
+                                       f"{symbol_to_filename(result.symbols[0])}-{stamp}.html")
     path = write_report(result, report)
     console.print(f"report written to [bold]{path}[/bold]", soft_wrap=True)
