@@ -1,0 +1,250 @@
+"""Gymnasium environment on the simulator core: :class:`PerpetualFuturesEnv`.
+
+The agent trades perpetual futures on one or several assets through the same kernel as the
+backtest (:func:`quantum_trading.sim.engine_nb.simulate_nb`, stepped one bar at a time by
+:mod:`quantum_trading.rl.env_nb`): fees, spread, slippage, impact, funding, leverage, margin,
+liquidation and the risk limits are exactly those of a backtest with the same configs, and
+replaying an episode's targets (:meth:`PerpetualFuturesEnv.episode_targets`) through
+:func:`quantum_trading.sim.simulate` or :class:`quantum_trading.backtest.Backtest` gives the
+same equity, bar for bar (``tests/rl/test_replay.py``).
+
+Timing: an observation shows bar ``t``'s close (market features of bars ``<= t``, the account
+after ``t``'s close); the action is the decision at that close; the target fills at bar
+``t + 1``'s open; the next observation, reward and flags are at ``t + 1``'s close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+
+from quantum_trading.domain import Instrument
+from quantum_trading.errors import ConfigError
+from quantum_trading.rl import _storage
+from quantum_trading.rl._core import EnvCore
+from quantum_trading.rl.env_config import EnvConfig
+from quantum_trading.rl.env_nb import (
+    I_BAD,
+    N_INFO,
+    RC_BAD_ACTION,
+    RC_NEED_ROOM,
+    V_BANKRUPT,
+    V_BAR,
+    V_EQUITY,
+    V_FEES,
+    V_FUNDING,
+    V_LIQUIDATED,
+    V_REWARD,
+    V_TERMINATED,
+    V_TRUNCATED,
+    V_TURNOVER,
+    env_reset_obs_nb,
+    env_step_obs_nb,
+)
+from quantum_trading.rl.spec import EnvSpec
+from quantum_trading.sim.fastcall import bound_kernel
+from quantum_trading.sim.inputs import SeriesInput
+from quantum_trading.sim.records import P_SIZE
+
+__all__ = ["EnvConfig", "PerpetualFuturesEnv", "action_error"]
+
+_DEFAULT_CONFIG = EnvConfig()
+
+
+def action_error(spec: EnvSpec, action: np.ndarray, bad: int, where: str) -> ConfigError:
+    """The error for a bad action element ``bad`` (NaN target, or a multi-head index out of
+    range), naming the asset and the allowed values."""
+    if spec.action == "target":
+        return ConfigError(f"{where}: action[{bad}] for {spec.symbols[bad]!r} is "
+                           f"{action.reshape(-1)[bad].item()!r}; expected a finite number in [-1, 1]")
+    head = ("direction", "size bucket", "stop multiple")[bad % 3]
+    size = (3, len(spec.size_buckets), len(spec.stop_multiples))[bad % 3]
+    return ConfigError(f"{where}: action[{bad}] ({head} of {spec.symbols[bad // 3]!r}) is "
+                       f"{action.reshape(-1)[bad].item()!r}; expected an integer in [0, {size - 1}]")
+
+
+class PerpetualFuturesEnv(gym.Env):
+    """Trade perpetual futures on the simulator core (gymnasium API).
+
+    Parameters
+    ----------
+    bars:
+        One OHLCV frame (one asset) or ``{symbol: frame}`` in ``spec.symbols`` order, on one
+        UTC bar-open-time index (optional ``funding_rate`` / ``mark_price`` columns, as for a
+        backtest).
+    spec:
+        :class:`~quantum_trading.rl.spec.EnvSpec`: assets, features, windows, action kind.
+        Checked against the data (symbols and their order, timeframe): a mismatch raises
+        :class:`~quantum_trading.errors.ConfigError` naming the field.
+    config:
+        :class:`~quantum_trading.rl.env_config.EnvConfig`: reward, penalties, episodes, costs,
+        account and risk limits (default: the backtest's defaults, risk limits on).
+    instruments, funding, mark:
+        As for :func:`quantum_trading.sim.simulate`.
+    seed:
+        Seed of the first :meth:`reset` (when it gets none).
+
+    Observation: ``{"market": [window, N, F], "account": [account_window, 3 + 2N]}`` float32
+    (see :mod:`quantum_trading.rl.spec`). Action: ``Box(-1, 1, (N,))`` targets × max leverage,
+    or ``MultiDiscrete`` (direction, size bucket, ATR stop multiple) per asset. Reward per
+    :class:`EnvConfig`. ``terminated`` on liquidation or bankruptcy, ``truncated`` at the
+    episode's last bar. ``info``: ``equity_usd``, ``time`` (bar open time of the observed
+    close, a UTC ``pd.Timestamp``), ``bar``, ``positions`` (signed sizes), ``fees_usd``,
+    ``funding_usd`` (paid, this episode), ``turnover``, ``liquidated``, ``bankrupt``.
+
+    >>> from quantum_trading.data import generate_market
+    >>> bars = generate_market(n_assets=1, n_bars=600, seed=1).ohlcv
+    >>> spec = EnvSpec(symbols=tuple(bars), timeframe="1h")
+    >>> env = PerpetualFuturesEnv(bars, spec=spec, config=EnvConfig(episode_bars=50), seed=0)
+    >>> obs, info = env.reset()
+    >>> obs["market"].shape, obs["account"].shape
+    ((32, 1, 8), (16, 5))
+    >>> obs, reward, terminated, truncated, info = env.step(np.array([0.5], dtype=np.float32))
+    >>> info["positions"][0] > 0
+    True
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(
+        self,
+        bars: pd.DataFrame | Mapping[str, pd.DataFrame],
+        *,
+        spec: EnvSpec,
+        config: EnvConfig = _DEFAULT_CONFIG,
+        instruments: Instrument | Mapping[str, Instrument] | None = None,
+        funding: SeriesInput | None = None,
+        mark: SeriesInput | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._core = core = EnvCore(bars, spec=spec, config=config, instruments=instruments,
+                                    funding=funding, mark=mark, n_envs=1)
+        self.env_spec: EnvSpec = spec
+        self.config: EnvConfig = config
+        self.symbols: tuple[str, ...] = spec.symbols
+        self.observation_space = spec.observation_space()
+        self.action_space = spec.action_space()
+        self._seed = seed
+        self._act = np.zeros(core.n_actions)
+        self._market = np.zeros(spec.market_shape, dtype=np.float32)
+        self._account = np.zeros(spec.account_shape, dtype=np.float32)
+        self._info_vec = np.zeros(N_INFO)
+        self._ready = False
+        self._bind()
+
+    # -- kernel arguments -----------------------------------------------------------------------
+    def _bind(self) -> None:
+        """(Re)build env 0's views and the kernels' entry points (after buffers grew);
+        :func:`~quantum_trading.sim.fastcall.bound_kernel` skips numba's argument typing."""
+        core = self._core
+        self._state = _storage.state_view(core.states, 0)
+        sig = core.signals_for(0)
+        saved = _storage.saved_view(core.saved, 0)
+        out = (core.feats, self._market, self._account, self._info_vec)
+        self._step_args = (self._state, saved, core.bars, sig, core.params, core.tgt_w[0],
+                           core.sld_w[0], core.atr, self._act, core.ctl[0], core.ctli[0],
+                           core.cfg, core.sizes, core.stops, core.rings[0], *out)
+        self._reset_head = (self._state, saved, core.fresh, core.bars, sig, core.params,
+                            core.tgt_w[0], core.sld_w[0], core.ctl[0], core.ctli[0], core.cfg,
+                            core.rings[0])
+        self._reset_tail = out
+        self._step_fn = bound_kernel(env_step_obs_nb, *self._step_args)
+        self._reset_fn = bound_kernel(env_reset_obs_nb, *self._reset_head, 0, 0, *out)
+
+    def _grow(self) -> None:
+        self._core.grow()
+        self._bind()
+
+    # -- gymnasium API --------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode: flat account with the initial cash, start bar per
+        ``config.start`` (``options={"start_bar": t}`` forces one); the first observation is
+        the start bar's close."""
+        if seed is None and self._seed is not None:
+            seed, self._seed = self._seed, None
+        super().reset(seed=seed)
+        t0, t_end = self._core.sample_start(self.np_random, options)
+        while self._reset_fn(*self._reset_head, t0, t_end, *self._reset_tail) == RC_NEED_ROOM:
+            self._grow()
+        self._ready = True
+        return self._obs(), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool,
+                                                dict[str, Any]]:
+        """Decide at the observed close: targets fill at the next bar's open; returns the
+        observation at that bar's close, the reward, ``terminated`` (liquidation or
+        bankruptcy), ``truncated`` (episode or data end) and ``info``."""
+        if not self._ready:
+            raise ConfigError("PerpetualFuturesEnv.step: call reset() first (the episode ended "
+                              "or never started)")
+        act = np.asarray(action)
+        if act.shape != self.action_space.shape:
+            raise ConfigError(f"PerpetualFuturesEnv.step: action shape {act.shape}, expected "
+                              f"{self.action_space.shape} ({self.env_spec.action} action for "
+                              f"{list(self.symbols)})")
+        self._act[:] = act
+        code = self._step_fn(*self._step_args)
+        while code == RC_NEED_ROOM:
+            self._grow()
+            code = self._step_fn(*self._step_args)
+        if code == RC_BAD_ACTION:
+            raise action_error(self.env_spec, act, int(self._core.ctli[0, I_BAD]),
+                               "PerpetualFuturesEnv.step")
+        v = self._info_vec.tolist()
+        terminated = v[V_TERMINATED] != 0.0
+        truncated = v[V_TRUNCATED] != 0.0
+        if terminated or truncated:
+            self._ready = False
+        return self._obs(), v[V_REWARD], terminated, truncated, self._info(v)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"market": self._market.copy(), "account": self._account.copy()}
+
+    def _info(self, v: list[float] | None = None) -> dict[str, Any]:
+        if v is None:
+            v = self._info_vec.tolist()
+        t = int(v[V_BAR])
+        return {
+            "equity_usd": v[V_EQUITY],
+            "time": self._core.times[t],
+            "bar": t,
+            "positions": self._state.pos[:, P_SIZE].copy(),
+            "fees_usd": v[V_FEES],
+            "funding_usd": v[V_FUNDING],
+            "turnover": v[V_TURNOVER],
+            "liquidated": v[V_LIQUIDATED] != 0.0,
+            "bankrupt": v[V_BANKRUPT] != 0.0,
+        }
+
+    # -- reading --------------------------------------------------------------------------------
+    @property
+    def bar(self) -> int:
+        """Bar of the current observation (its close)."""
+        return int(self._info_vec[V_BAR])
+
+    @property
+    def start_range(self) -> tuple[int, int]:
+        """First and last bar an episode may start at (after the features' warm-up)."""
+        return self._core.start_lo, self._core.start_hi
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        """The data's bar index (UTC bar open times)."""
+        return self._core.index
+
+    def episode_targets(self) -> pd.DataFrame:
+        """This episode's decisions as targets ``[T, N]`` (multiples of equity, decided at each
+        bar's close; NaN outside the episode, so the account is flat before it): give them
+        (and :meth:`episode_stop_distances`) to a backtest to replay the episode."""
+        return self._core.episode_targets(0)
+
+    def episode_stop_distances(self) -> pd.DataFrame | None:
+        """Multi-head stop-loss distances (USDT from the entry fill) per decision, NaN where
+        none; None for target actions. Replay with ``StopSpec.distance(...)``."""
+        return self._core.episode_stop_distances(0)
