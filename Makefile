@@ -40,6 +40,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/trading.py
+	$(BIN)/python bench/rl_env.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

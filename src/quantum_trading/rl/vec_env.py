@@ -86,6 +86,7 @@ class PerpetualFuturesVecEnv(VecEnv):
             raise ConfigError(f"n_envs: expected an int in [1, 65536], got {n_envs!r}")
         self._core = core = EnvCore(bars, spec=spec, config=config, instruments=instruments,
                                     funding=funding, mark=mark, n_envs=n_envs)
+        self.render_mode = None  # nothing to render (read by VecEnv.__init__)
         super().__init__(n_envs, spec.observation_space(), spec.action_space())
         self.env_spec: EnvSpec = spec
         self.config: EnvConfig = config
