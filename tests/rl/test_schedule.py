@@ -27,7 +27,7 @@ phases:
   - name: explore
     timesteps: 1000
     ppo: {learning_rate: 1.0e-3, n_steps: 64, batch_size: 32, ent_coef: 0.02}
-    env: {reward: log_return, turnover_penalty: 0.001, episode_bars: 128, augmentation: true}
+    env: {reward: log_equity, turnover_penalty: 0.001, episode_bars: 128, augmentation: true}
   - name: refine
     timesteps: 2000
     transition: {metric: sharpe, threshold: 1.5, check_every_steps: 400}
@@ -47,7 +47,7 @@ def test_parses_phases_defaults_and_overrides(tmp_path: Path) -> None:
     explore, refine = s.phases
     assert explore.ppo.learning_rate == 1e-3 and explore.ppo.n_steps == 64
     assert explore.ppo.gamma == 0.99  # default kept
-    assert explore.env.env_updates() == {"reward": "log_return", "turnover_penalty": 0.001,
+    assert explore.env.env_updates() == {"reward": "log_equity", "turnover_penalty": 0.001,
                                          "episode_bars": 128}
     assert explore.env.augmentation is True and not explore.transition.early
     assert refine.transition.early and refine.transition.reached(1.6)
@@ -180,3 +180,15 @@ def test_schedule_rejects_unknown_top_level_and_augment_fields() -> None:
         load_schedule({"augment": {"noise": 1}, "phases": [{"name": "a", "timesteps": 1}]})
     assert TrainSchedule.model_validate(
         {"phases": [{"name": "a", "timesteps": 1}]}).augment.active
+
+
+def test_reward_choices_match_the_env_config() -> None:
+    from typing import get_args
+
+    from quantum_trading.rl.env_config import EnvConfig
+    from quantum_trading.rl.schedule import EnvOverrides
+
+    ours = get_args(get_args(EnvOverrides.model_fields["reward"].annotation)[0])
+    assert set(ours) == set(get_args(EnvConfig.model_fields["reward"].annotation))
+    with pytest.raises(ConfigError, match=r"phase a \(phases\[0\]\): env.reward: input should be"):
+        load_schedule({"phases": [{"name": "a", "timesteps": 1, "env": {"reward": "pnl"}}]})

@@ -39,6 +39,7 @@ def _register() -> None:
     from quantum_trading.cli import risk as risk_cli
     from quantum_trading.cli import rl as rl_cli
     from quantum_trading.cli import trade as trade_cli
+    from quantum_trading.cli import train as train_cli
     from quantum_trading.cli import validation as validation_cli
 
     app.add_typer(data_cli.app, name="data")
@@ -50,6 +51,7 @@ def _register() -> None:
     app.command(name="optimize")(research_cli.optimize)
     app.command(name="walk-forward")(validation_cli.walk_forward)
     app.command(name="validate")(validation_cli.validate)
+    app.command(name="train")(train_cli.train)
     for name in ("paper", "live", "orders", "positions", "kill"):
         app.command(name=name)(getattr(trade_cli, name))
 

@@ -19,7 +19,7 @@ File format (every key but ``phases`` optional; unknown keys are errors)::
       - name: explore
         timesteps: 50000
         ppo: {learning_rate: 3.0e-4, n_steps: 512, batch_size: 128, ent_coef: 0.01}
-        env: {reward: log_return, turnover_penalty: 0.0, episode_bars: 512, augmentation: true}
+        env: {reward: log_equity, turnover_penalty: 0.0, episode_bars: 512, augmentation: true}
         transition: {metric: sharpe, threshold: 1.5, check_every_steps: 10000}
 
 >>> s = TrainSchedule.model_validate({"phases": [{"name": "a", "timesteps": 1000}]})
@@ -102,9 +102,9 @@ class EnvOverrides(BaseModel):
 
     model_config = _FROZEN
 
-    reward: str | None = Field(
-        None, description="Reward kind of the env config (e.g. 'log_return', "
-        "'differential_sharpe').")
+    reward: Literal["log_equity", "differential_sharpe"] | None = Field(
+        None, description="Reward per step (EnvConfig.reward): log equity change or "
+        "differential Sharpe.")
     drawdown_penalty: float | None = Field(
         None, ge=0.0, le=1000.0, description="Weight of the drawdown penalty in the reward.")
     turnover_penalty: float | None = Field(

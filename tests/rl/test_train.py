@@ -1,0 +1,241 @@
+"""Training runs end to end on tiny budgets: output layout, metrics and recommendations, model
+bundles (save → load → predict identical, mismatched spec refused), ``continue_from`` at the
+right phase and timestep, seeds → identical parameters, and ``quantum train``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+
+import torch as th
+from typer.testing import CliRunner
+
+from quantum_trading.cli.main import app
+from quantum_trading.data import generate_market
+from quantum_trading.errors import ConfigError
+from quantum_trading.rl.env import PerpetualFuturesEnv
+from quantum_trading.rl.env_config import EnvConfig
+from quantum_trading.rl.model_io import (
+    BUNDLE_FILES,
+    load_model,
+    load_train_meta,
+    predict_actions,
+    save_bundle,
+)
+from quantum_trading.rl.spec import EnvSpec
+from quantum_trading.rl.train import train
+
+FEATURES = ("log_return", "log_return_z", "rsi")
+POLICY = {"d_model": 8, "n_heads": 2, "features_dim": 16, "lstm_hidden": 4, "net_arch": [16]}
+SCHEDULE: dict[str, Any] = {
+    "eval_fraction": 0.25, "checkpoint_every_steps": 128,
+    "phases": [
+        {"name": "a", "timesteps": 256, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2},
+         "env": {"episode_bars": 64}},
+        {"name": "b", "timesteps": 128, "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1,
+                                                "learning_rate": 1e-4},
+         "env": {"episode_bars": 32, "turnover_penalty": 0.001, "augmentation": True}},
+    ]}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    th.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def bars() -> dict:
+    return generate_market(n_assets=2, n_bars=400, seed=4).ohlcv
+
+
+@pytest.fixture(scope="module")
+def spec(bars: dict) -> EnvSpec:
+    return EnvSpec(symbols=tuple(bars), timeframe="1h", features=FEATURES, window=8,
+                   account_window=4)
+
+
+def _train(bars: dict, spec: EnvSpec, out: Path, schedule: dict | None = None,
+           **kw: Any) -> Any:
+    kw.setdefault("seed", 7)
+    return train(schedule or SCHEDULE, bars, spec=spec, env_config=EnvConfig(), out_dir=out,
+                 n_envs=2, progress=False, policy_kwargs=POLICY, n_random=2, **kw)
+
+
+@pytest.fixture(scope="module")
+def run(bars: dict, spec: EnvSpec, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return _train(bars, spec, tmp_path_factory.mktemp("run"))
+
+
+def _obs_batch(bars: dict, spec: EnvSpec, n: int = 20) -> list[dict[str, np.ndarray]]:
+    env = PerpetualFuturesEnv(bars, spec=spec, config=EnvConfig(start="first"))
+    obs, _ = env.reset()
+    out = [obs]
+    rng = np.random.default_rng(0)
+    for _ in range(n - 1):
+        obs, *_ = env.step(rng.uniform(-1, 1, spec.n_assets).astype(np.float32))
+        out.append(obs)
+    return out
+
+
+def test_run_writes_bundles_logs_metrics_and_recommendations(run: Any) -> None:
+    out = run.out_dir
+    assert run.total_timesteps == 384
+    assert [p["phase"] for p in run.phases] == ["a", "b"]
+    assert [p["timesteps"] for p in run.phases] == [256, 128]
+    for folder in (out / "phases" / "01-a", out / "phases" / "02-b", out / "final",
+                   out / "checkpoints" / "step-000000128", out / "checkpoints" / "step-000000384"):
+        assert all((folder / f).is_file() for f in BUNDLE_FILES), folder
+    assert (out / "logs" / "progress.csv").read_text().count("\n") >= 3
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    meta = load_train_meta(out / "checkpoints" / "step-000000128")
+    assert (meta["phase"], meta["phase_timesteps_done"], meta["phase_complete"]) == ("a", 128,
+                                                                                     False)
+    assert meta["seed"] == 7 and len(meta["data_fingerprint"]) == 16
+    assert {"torch", "stable_baselines3", "numpy"} <= set(meta["versions"])
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["eval_split_bar"] == 300 and len(summary["phases"]) == 2
+    ev = summary["phases"][1]["evaluation"]
+    for who in ("policy", "random", "buy_hold", "train"):
+        assert {"total_return_pct", "sharpe", "max_drawdown_pct", "turnover"} <= set(ev[who])
+    assert ev["policy"]["n_bars"] == 99 and ev["start_bar"] == 300
+    assert "approx_kl" in summary["phases"][0]["train"]
+    assert summary["phases"][1]["env"]["turnover_penalty"] == 0.001
+    recs = json.loads((out / "phases" / "01-a" / "recommendations.json").read_text())
+    assert recs["phase"] == "a" and recs["next_phase"] == "b"
+    assert "eval_sharpe" in recs["metrics"] and "explained_variance" in recs["metrics"]
+    for r in recs["recommendations"]:
+        assert r["reason"] and r["metric"] and isinstance(r["value"], float)
+
+
+def test_save_load_predict_gives_identical_actions(run: Any, bars: dict, spec: EnvSpec,
+                                                   tmp_path: Path) -> None:
+    bundle = load_model(run.final_bundle, spec_expected=spec)
+    assert bundle.spec == spec and bundle.vecnormalize.training is False
+    obs = _obs_batch(bars, spec)
+    first = np.stack([predict_actions(bundle, o) for o in obs])
+    again = np.stack([predict_actions(bundle, o) for o in obs])
+    np.testing.assert_array_equal(first, again)
+    batch = {k: np.stack([o[k] for o in obs]) for k in ("market", "account")}
+    np.testing.assert_allclose(predict_actions(bundle, batch), first, rtol=1e-5, atol=1e-7)
+    # a save of the loaded bundle loads back to the same parameters and actions
+    copy = save_bundle(tmp_path / "copy", model=bundle.model, vecnormalize=bundle.vecnormalize,
+                       spec=bundle.spec, env_config=EnvConfig(), meta={"phase": "b"})
+    reloaded = load_model(copy, spec_expected=spec)
+    np.testing.assert_array_equal(np.stack([predict_actions(reloaded, o) for o in obs]), first)
+    for (k, a), (_, b) in zip(bundle.model.policy.state_dict().items(),
+                              reloaded.model.policy.state_dict().items(), strict=True):
+        assert th.equal(a, b), k
+    # the saved normalisation is applied: raw observations would give other actions
+    raw = np.stack([bundle.model.predict(o, deterministic=True)[0] for o in obs])
+    assert not np.array_equal(raw, first)
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"symbols": ("BTC/USDT:USDT", "SOL/USDT:USDT")}, "symbols=[BTC/USDT:USDT, ETH/USDT:USDT]"),
+    ({"window": 16}, "window=8"),
+    ({"features": ("log_return", "rsi", "trend")}, "features=[log_return, log_return_z, rsi]"),
+    ({"action": "multi_head"}, "action='target'"),
+])
+def test_loading_against_another_spec_fails_naming_the_mismatch(run: Any, spec: EnvSpec,
+                                                                change: dict, named: str) -> None:
+    other = spec.model_copy(update=change)
+    with pytest.raises(ConfigError) as info:
+        load_model(run.final_bundle, spec_expected=other)
+    msg = str(info.value)
+    assert "\n" not in msg and named in msg and str(run.final_bundle) in msg
+
+
+def test_incomplete_bundle_is_refused(run: Any, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run.final_bundle, broken)
+    (broken / "vecnormalize.pkl").unlink()
+    with pytest.raises(ConfigError, match=r"missing vecnormalize\.pkl"):
+        load_model(broken)
+
+
+def test_continue_resumes_at_the_checkpoints_phase_and_timestep(run: Any, bars: dict,
+                                                                spec: EnvSpec,
+                                                                tmp_path: Path) -> None:
+    mid = run.out_dir / "checkpoints" / "step-000000128"  # phase a, 128 of 256 steps done
+    resumed = _train(bars, spec, tmp_path / "mid", continue_from=mid)
+    assert [p["phase"] for p in resumed.phases] == ["a", "b"]
+    assert [p["timesteps"] for p in resumed.phases] == [256, 128]  # phase totals
+    assert resumed.total_timesteps == 384
+    # VecNormalize statistics were carried over (not restarted from zero)
+    assert load_model(resumed.final_bundle).vecnormalize.obs_rms["market"].count > 384
+    # from a phase end: only the next phase runs
+    after_a = _train(bars, spec, tmp_path / "after_a", continue_from=run.out_dir / "phases" /
+                     "01-a")
+    assert [p["phase"] for p in after_a.phases] == ["b"]
+    assert after_a.phases[0]["phase_index"] == 1 and after_a.total_timesteps == 384
+    assert load_train_meta(after_a.final_bundle)["phase"] == "b"
+    with pytest.raises(ConfigError, match="no phase 'a'"):
+        renamed = {**SCHEDULE, "phases": [{**SCHEDULE["phases"][0], "name": "x"}]}
+        _train(bars, spec, tmp_path / "bad", schedule=renamed, continue_from=mid)
+    other = spec.model_copy(update={"window": 4})
+    with pytest.raises(ConfigError, match="window=8"):
+        _train(bars, other, tmp_path / "bad2", continue_from=mid)
+
+
+def test_same_seed_gives_identical_parameters(bars: dict, spec: EnvSpec,
+                                              tmp_path: Path) -> None:
+    one = {"eval_fraction": 0.25, "phases": [
+        {"name": "a", "timesteps": 64, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2},
+         "env": {"episode_bars": 64}}]}
+    params = []
+    for name, seed in (("x", 3), ("y", 3), ("z", 4)):
+        res = _train(bars, spec, tmp_path / name, schedule=one, seed=seed)
+        params.append(load_model(res.final_bundle).model.policy.state_dict())
+    same = [th.equal(params[0][k], params[1][k]) for k in params[0]]
+    assert all(same)
+    assert not all(th.equal(params[0][k], params[2][k]) for k in params[0])
+
+
+def test_bad_inputs_are_clear_errors(bars: dict, spec: EnvSpec, tmp_path: Path) -> None:
+    swapped = {s: bars[s] for s in reversed(list(bars))}
+    with pytest.raises(ConfigError, match=r"the data has symbols=.*but the EnvSpec has"):
+        _train(swapped, spec, tmp_path / "a")
+    big_batch = {"phases": [{"name": "a", "timesteps": 64,
+                             "ppo": {"n_steps": 16, "batch_size": 64}}]}
+    with pytest.raises(ConfigError, match=r"phase a: ppo.batch_size 64 is larger than a "
+                                          r"rollout \(n_steps 16 × n_envs 2 = 32\)"):
+        _train(bars, spec, tmp_path / "b", schedule=big_batch)
+    bad_reward = {"phases": [{"name": "a", "timesteps": 64, "ppo": {"n_steps": 32,
+                                                                   "batch_size": 32},
+                              "env": {"reward": "profit"}}]}
+    with pytest.raises(ConfigError, match=r"phase a \(phases\[0\]\): env.reward: "):
+        _train(bars, spec, tmp_path / "c", schedule=bad_reward)
+
+
+def test_cli_train_on_synthetic_data_and_errors(tmp_path: Path) -> None:
+    sched = tmp_path / "s.yaml"
+    sched.write_text(
+        "eval_fraction: 0.25\nphases:\n  - name: only\n    timesteps: 64\n"
+        "    ppo: {n_steps: 32, batch_size: 32, n_epochs: 1}\n    env: {episode_bars: 64}\n")
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--symbols", "BTC/USDT:USDT,ETH/USDT:USDT",
+                                 "--timeframe", "1h", "--bars", "400", "--window", "8",
+                                 "--schedule", str(sched), "--out", str(out), "--seed", "1",
+                                 "--n-envs", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "synthetic market, 400 1h bars" in result.output
+    assert "held-out evaluation" in result.output and "buy&hold" in result.output
+    assert all((out / "final" / f).is_file() for f in BUNDLE_FILES)
+    assert load_train_meta(out / "final")["seed"] == 1
+
+    from quantum_trading.cli.main import main
+
+    sched.write_text("phases:\n  - name: only\n    timesteps: 64\n    ppo: {gamma: 3}\n")
+    code = main(["train", "--schedule", str(sched), "--out", str(tmp_path / "bad")])
+    assert code == 1
+    cont = main(["train", "--out", str(tmp_path / "bad2"), "--continue", str(tmp_path / "no")])
+    assert cont == 1
