@@ -7,7 +7,7 @@ data (then reset; reset time is included in every figure).
 * ``ours_single``: :class:`quantum_trading.rl.env.PerpetualFuturesEnv`, one asset, default
   features (8), ``Box`` target actions, default costs (fees, spread, slippage), real funding,
   the Binance BTC instrument (margin tiers, liquidation), default risk limits — the full
-  perp mechanics of a backtest, two kernel bar steps per agent step (probe + commit).
+  perp mechanics of a backtest, one simulator bar step per agent step.
 * ``anytrading_stocks`` / ``anytrading_forex``: gym-anytrading 2's ``StocksEnv`` /
   ``ForexEnv`` on the same close series (``Close`` column), ``window_size=32``,
   ``frame_bound=(32, len)``, ``Discrete(2)`` random actions.
@@ -105,8 +105,8 @@ def main() -> None:
         n_steps = max(200, args.steps // n)
         acts = rng.uniform(-1, 1, (n_steps, n, 1)).astype(np.float32)
         vec.reset()
-        for k in range(min(n_steps, 1100)):  # one pass over the data: buffers at full size
-            vec.step(acts[k])
+        for k in range(len(bars) + 50):  # a pass over the data: record buffers at full size
+            vec.step(acts[k % n_steps])
 
         def run(vec: PerpetualFuturesVecEnv = vec, acts: np.ndarray = acts) -> float:
             t0 = time.perf_counter()

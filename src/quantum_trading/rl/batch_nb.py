@@ -4,7 +4,8 @@
 Each env's :class:`~quantum_trading.sim.state.SimState` is the row ``i`` of stacked arrays
 (:mod:`quantum_trading.rl._storage`); :func:`batch_step_nb` builds those row views and calls
 the single environment's step, :func:`~quantum_trading.rl.env_nb.env_step_nb` — itself the
-simulator kernel :func:`~quantum_trading.sim.engine_nb.simulate_nb` — for every env, then
+simulator's bar step (``close_decision_nb`` + ``bar_nb`` of :mod:`quantum_trading.sim.engine_nb`)
+— for every env, then
 copies each observation (market window, account window) into the output buffers. There is no
 other step: a batched env and ``n`` single envs given the same actions produce the same
 numbers (tested).

@@ -1,8 +1,8 @@
 """Gymnasium environment on the simulator core: :class:`PerpetualFuturesEnv`.
 
 The agent trades perpetual futures on one or several assets through the same kernel as the
-backtest (:func:`quantum_trading.sim.engine_nb.simulate_nb`, stepped one bar at a time by
-:mod:`quantum_trading.rl.env_nb`): fees, spread, slippage, impact, funding, leverage, margin,
+backtest (the two halves of :func:`quantum_trading.sim.engine_nb.step_nb`, ``bar_nb`` and
+``close_decision_nb``, called one bar at a time by :mod:`quantum_trading.rl.env_nb`): fees, spread, slippage, impact, funding, leverage, margin,
 liquidation and the risk limits are exactly those of a backtest with the same configs, and
 replaying an episode's targets (:meth:`PerpetualFuturesEnv.episode_targets`) through
 :func:`quantum_trading.sim.simulate` or :class:`quantum_trading.backtest.Backtest` gives the

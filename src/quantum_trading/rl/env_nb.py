@@ -1,24 +1,21 @@
 """The RL environment's step on the simulator kernel (numba): one call per agent step.
 
 Timing. The agent decides at bar ``t``'s close from what is known then: the market features of
-bars ``<= t`` and the account after ``t``'s close. In the simulator kernel the account at
-``t``'s close and the decision at ``t``'s close belong to one bar step
-(:func:`~quantum_trading.sim.engine_nb.step_nb`: fills at the open, stops and liquidation,
-mark to the close, *then* the decision, then the risk check at the close). So the environment
-runs every bar twice with the one kernel, :func:`~quantum_trading.sim.engine_nb.simulate_nb`:
+bars ``<= t`` and the account after ``t``'s close. The simulator's bar step is
+:func:`~quantum_trading.sim.engine_nb.step_nb` = :func:`~quantum_trading.sim.engine_nb.bar_nb`
+(fills at the open, stops and liquidation, mark to the close) then
+:func:`~quantum_trading.sim.engine_nb.close_decision_nb` (the decision at the close, then the
+risk check of the close). The environment calls the same two kernels with the agent in
+between:
 
-1. **probe**: bar ``t`` with no decision (target NaN): the account at ``t``'s close, which no
-   decision at ``t`` can change, is the observation; the state before the bar was saved;
-2. **commit**: when the action comes, the state is restored to before bar ``t`` and bar ``t``
-   is stepped again with the action as the target (and stop distance) decided at its close;
-   then bar ``t + 1`` is probed for the next observation.
+1. ``bar_nb(t)``: the account at ``t``'s close is the observation;
+2. when the action comes, ``close_decision_nb(t)`` with the action as the target (and stop
+   distance) decided at that close, then ``bar_nb(t + 1)`` (its open fills the order) for the
+   next observation.
 
-Both runs are the same kernel on the same inputs, so bar ``t``'s numbers up to its close are
-identical in both, and the committed path is exactly what
-:func:`quantum_trading.sim.simulate` computes for the same targets (tested bar for bar). The
-saved state is the account part of :class:`~quantum_trading.sim.state.SimState`
-(:class:`SavedState`); record buffers are append-only and written again from the restored
-counters.
+So every bar runs exactly once and through exactly the code of
+:func:`quantum_trading.sim.simulate`: replaying the same targets through a backtest gives the
+same numbers, bar for bar (tested).
 
 Per-env scalars live in small arrays (``ctl`` float64 ``F_*``, ``ctli`` int64 ``I_*``;
 shared settings ``cfg`` ``C_*``) so that one kernel serves the single env and the batch loop
@@ -33,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from quantum_trading.sim.engine_nb import simulate_nb
+from quantum_trading.sim.engine_nb import bar_nb, close_decision_nb
 from quantum_trading.sim.records import (
     A_EQUITY,
     A_FEES,
@@ -153,7 +150,8 @@ _CLIP = 10.0  # = spec.OBS_CLIP
 
 class SavedState(NamedTuple):
     """The account part of a :class:`~quantum_trading.sim.state.SimState` (what one bar step
-    changes besides the append-only records and per-bar outputs)."""
+    changes besides the append-only records and per-bar outputs): the fresh account a reset
+    restores; per env, its ``pos`` holds the positions before the last step (for turnover)."""
 
     acct: np.ndarray
     counters: np.ndarray
@@ -178,21 +176,6 @@ def _copy2_nb(dst: np.ndarray, src: np.ndarray) -> None:
     for a in range(src.shape[0]):
         for b in range(src.shape[1]):
             dst[a, b] = src[a, b]
-
-
-@njit(cache=True, _nrt=False)
-def save_nb(state, saved) -> None:
-    """Copy the account part of ``state`` into ``saved``."""
-    _copy1_nb(saved.acct, state.acct)
-    _copy1_nb(saved.counters, state.counters)
-    _copy2_nb(saved.pos, state.pos)
-    _copy2_nb(saved.posi, state.posi)
-    _copy2_nb(saved.pend, state.pend)
-    _copy1_nb(saved.last_target, state.last_target)
-    _copy2_nb(saved.asset_totals, state.asset_totals)
-    _copy1_nb(saved.risk_acct, state.risk.acct)
-    _copy1_nb(saved.risk_ints, state.risk.ints)
-    _copy1_nb(saved.risk_forced, state.risk.forced)
 
 
 @njit(cache=True, _nrt=False)
@@ -312,26 +295,11 @@ def _decide_nb(t: int, act, tgt, sld, atr, cfg, sizes, stops, ctli) -> bool:
 
 
 @njit(cache=True, _nrt=False)
-def _probe_nb(state, saved, bars, signals, params, t: int, tgt, sld) -> int:
-    """Save the state before bar ``t``, then step bar ``t`` with no decision at its close.
-    Returns the number of fills before the bar."""
-    save_nb(state, saved)
-    for i in range(tgt.shape[1]):
-        tgt[t, i] = np.nan
-    if sld.shape[0] > t:
-        for i in range(sld.shape[1]):
-            sld[t, i] = np.nan
-    nf = state.counters[C_FILLS]
-    simulate_nb(state, bars, signals, params, t, t + 1)
-    return nf
-
-
-@njit(cache=True, _nrt=False)
 def env_reset_nb(state, saved, fresh, bars, signals, params, tgt, sld, ctl, ctli, cfg, ring,
                  t0: int, t_end: int) -> int:
     """Start an episode at bar ``t0`` (flat, initial cash): clear the decision buffers, fill
-    the account window with the flat account, probe bar ``t0`` (the first observation is its
-    close). The episode is truncated when the observation reaches bar ``t_end``."""
+    the account window with the flat account, step bar ``t0`` up to its close (the first
+    observation; no decision yet). The episode is truncated when the observation reaches bar ``t_end``."""
     restore_nb(state, fresh)
     for a in range(tgt.shape[0]):
         for b in range(tgt.shape[1]):
@@ -359,7 +327,7 @@ def env_reset_nb(state, saved, fresh, bars, signals, params, tgt, sld, ctl, ctli
     ctli[I_TRUNCATED] = 0
     ctli[I_LIQUIDATED] = 0
     ctli[I_BAD] = -1
-    _probe_nb(state, saved, bars, signals, params, t0, tgt, sld)
+    bar_nb(state, t0, bars, params)
     _account_row_nb(state, t0, ctl, ctli, cfg, ring)
     ctl[F_EQ_PREV] = state.acct[A_EQUITY]
     return RC_OK
@@ -370,23 +338,25 @@ def env_step_nb(state, saved, bars, signals, params, tgt, sld, atr, act, ctl, ct
                 sizes, stops, ring) -> int:
     """One agent step: the action is the decision at the close of bar ``t = ctli[I_T]``.
 
-    Restores the state saved before bar ``t``, writes the target (``act`` × max leverage, or
-    the multi-head decoding with its ATR stop) into row ``t`` of ``tgt`` / ``sld`` (the
-    writable memory behind ``signals.target`` / ``signals.sl_dist``), steps bar ``t`` with it,
-    probes bar ``t + 1`` (its open fills the order) and appends the account at ``t + 1``'s
+    Writes the target (``act`` × max leverage, or the multi-head decoding with its ATR stop)
+    into row ``t`` of ``tgt`` / ``sld`` (the writable memory behind ``signals.target`` /
+    ``signals.sl_dist``), ends bar ``t`` with it (:func:`close_decision_nb`), steps bar
+    ``t + 1`` to its close (its open fills the order) and appends the account at ``t + 1``'s
     close. Sets the reward (``ctl[F_REWARD]``), turnover, liquidation / termination /
     truncation flags and ``ctli[I_T] = t + 1``. Returns :data:`RC_OK`,
     :data:`RC_NEED_ROOM` (nothing changed; grow the buffers) or :data:`RC_BAD_ACTION`.
     """
-    restore_nb(state, saved)
     t = ctli[I_T]
-    if not room_nb(state, t, 2):
+    if not room_nb(state, t + 1, 1):
         return RC_NEED_ROOM
     if not _decide_nb(t, act, tgt, sld, atr, cfg, sizes, stops, ctli):
         return RC_BAD_ACTION
-    simulate_nb(state, bars, signals, params, t, t + 1)
-    nf = _probe_nb(state, saved, bars, signals, params, t + 1, tgt, sld)
     n = state.pos.shape[0]
+    for i in range(n):
+        saved.pos[i, P_SIZE] = state.pos[i, P_SIZE]
+    close_decision_nb(state, t, bars, signals, params, state.acct[A_EQUITY])
+    nf = state.counters[C_FILLS]
+    bar_nb(state, t + 1, bars, params)
     e = state.acct[A_EQUITY]
     liquidated = False
     for k in range(nf, state.counters[C_FILLS]):

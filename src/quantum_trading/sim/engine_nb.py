@@ -138,6 +138,8 @@ from quantum_trading.sim.risk_nb import (
 
 __all__ = [
     "bankruptcy_close_nb",
+    "bar_nb",
+    "close_decision_nb",
     "liquidate_cross_nb",
     "liquidate_isolated_nb",
     "settle_funding_nb",
@@ -578,7 +580,9 @@ def _snapshot_nb(state, t: int) -> None:
 
 @njit(cache=True, _nrt=False, inline="always")
 def step_nb(state, t: int, bars, signals, params) -> None:
-    """Simulate bar ``t`` for every asset (see the module docstring for the order of events).
+    """Simulate bar ``t`` for every asset (see the module docstring for the order of events):
+    :func:`bar_nb` (open to close), then :func:`close_decision_nb` (the decision at the close
+    and the risk check of the close).
 
     Parameters
     ----------
@@ -593,6 +597,21 @@ def step_nb(state, t: int, bars, signals, params) -> None:
         row ``t``, or row 0 for a length-1 first axis, is read).
     params:
         :class:`~quantum_trading.sim.state.SimParams`.
+    """
+    equity = bar_nb(state, t, bars, params)
+    close_decision_nb(state, t, bars, signals, params, equity)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def bar_nb(state, t: int, bars, params) -> float:
+    """Bar ``t`` from its open to its close, before any decision at the close: funding,
+    the orders decided at ``t − 1`` filled at the open (risk-checked), resting orders and
+    liquidation, mark to the close, bankruptcy, outputs and snapshot, time stops and trailing
+    levels. Returns the equity at the close (USDT).
+
+    The account it leaves is what a decision at ``t``'s close can see; the RL environment
+    observes it, then calls :func:`close_decision_nb` with the decision. Room as
+    :func:`step_nb`.
 
     Notes
     -----
@@ -680,11 +699,21 @@ def step_nb(state, t: int, bars, signals, params) -> None:
                 lo = flex_nb(bars.low, t, i)
                 if lo < pos[i, P_BEST]:
                     pos[i, P_BEST] = lo
-        # 5) the decision at this close
+    return equity
+
+
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def close_decision_nb(state, t: int, bars, signals, params, equity: float) -> None:
+    """The end of bar ``t`` after :func:`bar_nb`: the strategy's decision at the close
+    (``signals.target`` row ``t`` → pending orders for ``t + 1``'s open, unless bankrupt), then
+    the risk check of the close (a drawdown halt replaces the decision with flattening orders)
+    and the per-bar risk outputs. ``equity``: what :func:`bar_nb` returned."""
+    if state.counters[C_BANKRUPT] == 0:
         if wants_order_nb(signals.target, state.last_target, params.rebalance, t):
-            read_targets_nb(posi, state.pend, state.last_target, params, signals, t)
-    # 6) risk: observe the close (a drawdown halt flattens at the next open), per-bar outputs
-    if risk_on:
+            read_targets_nb(state.posi, state.pend, state.last_target, params, signals, t)
+    if params.risk.enabled != 0:
         risk_close_nb(state, params, bars, t, equity)
     state.counters[C_NEXT_BAR] = t + 1
 
