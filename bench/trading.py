@@ -10,8 +10,10 @@ latency, ``--metric-bars`` 1m bars for the metrics).
   (``PaperExchange`` + ``ReplayFeed``, unpaced), SQLite file database in a temporary folder.
   Decision latency = wall time from the moment a closed bar is handed to the trader to the
   moment its last order has been handed to the exchange (``create_order`` returned), for the
-  bars that sent orders. Split into: account read + risk observation + exits, strategy,
-  sizing + risk checks, write-ahead record (one SQLite transaction an order), submit.
+  bars that sent orders; also the CPU time of the trader's thread over the same span (what
+  the code costs, without the time the OS gave to other processes). Split into: account
+  read + risk observation + exits + the strategy's window, strategy, sizing + risk checks,
+  write-ahead record (every order of the bar in one committed SQLite transaction), submit.
   Two runs: ``trend_following`` as is (an order on a cross; default risk limits: 10 % of
   equity a position) and with ``rebalance="every_bar"`` and a 1.5× position cap (the
   position is re-sized to the target almost every bar: many samples).
@@ -99,6 +101,7 @@ def latency(n_bars: int, folder: Path) -> dict[str, Any]:
         out[name] = {
             "bars": summary.bars, "orders": summary.orders_sent, "run_s": round(wall, 2),
             "bar_in_to_order_out_ms": _pct(summary.latencies_us),
+            "cpu_bar_in_to_order_out_ms": _pct(summary.cpu_us),
             "without_strategy_ms": _pct(list(np.asarray(summary.latencies_us) - stages[:, 1])),
             "stages_ms": {k: _pct(list(stages[:, i])) for i, k in enumerate(STAGES)},
         }

@@ -53,13 +53,15 @@ def paper_trader(bars: pd.DataFrame, *, strategy: Any = "trend_following",
                  account: AccountConfig | None = None, risk: RiskConfig | None = DEFAULT_RISK,
                  timeframe: str = "1h", monitor: PositionMonitorConfig | None = None,
                  speed: float | None = None, store: TradingStore | None = None,
+                 paper_cls: type[PaperExchange] = PaperExchange,
                  **config: Any) -> tuple[Trader, PaperExchange, TradingStore]:
     """A trader on a replay of ``bars`` through a fresh paper exchange (Backtest's defaults:
-    the Binance BTC preset instrument, default costs and account)."""
+    the Binance BTC preset instrument, default costs and account); ``paper_cls`` may be a
+    subclass of :class:`PaperExchange` (e.g. one that fails on purpose)."""
     costs = costs or CostsConfig()
     account = account or AccountConfig()
-    paper = PaperExchange([default_instrument(BTC)], costs=costs, account=account,
-                          timeframe=timeframe)
+    paper = paper_cls([default_instrument(BTC)], costs=costs, account=account,
+                      timeframe=timeframe)
     feed = ReplayFeed(paper, {BTC: bars}, speed=speed)
     store = store or TradingStore.open("sqlite://", exchange="paper", clock=feed.now)
     name = strategy if isinstance(strategy, str) else strategy.name

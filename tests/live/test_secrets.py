@@ -4,18 +4,21 @@ when an exchange quotes them back in its error messages."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from quantum_trading.domain import Side
-from quantum_trading.execution.errors import ExchangeUnavailable
+from quantum_trading.execution.errors import ExchangeUnavailable, InvalidOrder
 from quantum_trading.execution.order_manager import OrderManager
+from quantum_trading.execution.paper import PaperExchange
 from quantum_trading.live.reconcile import ReconcileError, reconcile
 from quantum_trading.live.redact import RedactingFilter, SecretRedactor
 from quantum_trading.live.store import TradingStore
 
 from ._helpers import FakeExchange, market, run
+from ._trader_helpers import WAVES, paper_trader, real_bars
 
 KEY = "qtKEY-7f3a9c2e5b1d4f60a8e2"
 SECRET = "qtSECRET-0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a"
@@ -143,3 +146,86 @@ def test_log_filter_masks_messages_arguments_and_tracebacks(tmp_path: Path) -> N
     text = log_file.read_text(encoding="utf-8")
     assert "key *** and secret ***" in text and "apiKey=***" in text
     assert KEY not in text and SECRET not in text
+
+
+class _LeakyPaper(PaperExchange):
+    """A paper exchange whose errors quote the credentials (as a careless adapter or a proxy
+    might): every third create is refused, every fourth open-orders read and every fifth
+    positions read time out, each error text carrying the API key and secret."""
+
+    calls: Counter[str]
+
+    def _leak(self, kind: type[Exception], what: str) -> Exception:
+        return kind(f"{what}: 401 from https://fapi.example/fapi/v1/order?apiKey={KEY}&"
+                    f"signature=abc (secret {SECRET})")
+
+    async def create_order(self, request, **kw):  # type: ignore[override]
+        self.calls = getattr(self, "calls", Counter())
+        self.calls["create"] += 1
+        if self.calls["create"] % 3 == 0:
+            raise self._leak(InvalidOrder, "create_order")
+        return await super().create_order(request, **kw)
+
+    async def open_orders(self, symbol=None):  # type: ignore[override]
+        self.calls = getattr(self, "calls", Counter())
+        self.calls["open_orders"] += 1
+        if self.calls["open_orders"] % 4 == 0:
+            raise self._leak(ExchangeUnavailable, "open_orders")
+        return await super().open_orders(symbol)
+
+    async def positions(self):  # type: ignore[override]
+        self.calls = getattr(self, "calls", Counter())
+        self.calls["positions"] += 1
+        if self.calls["positions"] % 5 == 0:
+            raise self._leak(ExchangeUnavailable, "positions")
+        return await super().positions()
+
+
+def test_exchange_error_texts_are_masked_whatever_the_handler(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        binance_futures_dir: Path) -> None:
+    """Exchange errors that quote the key and secret, through the whole trader: the order
+    manager's reasons, event details and DEBUG lines, the trader's alerts and warnings. A
+    plain file handler at DEBUG **without** a redacting filter, pytest's capture, the
+    database file and the reports (order frame, alerts, the run summary) never see them."""
+    monkeypatch.setenv("BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    db = tmp_path / "t.sqlite"
+    log_file = tmp_path / "plain.log"
+    handler = logging.FileHandler(log_file, encoding="utf-8")  # no RedactingFilter here
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root, package = logging.getLogger(), logging.getLogger("quantum_trading")
+    old_level = package.level
+    root.addHandler(handler)
+    package.setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            store = TradingStore.open(f"sqlite:///{db}", exchange="paper")
+            bars = real_bars(binance_futures_dir, "1h", 160)
+            trader, paper, store = paper_trader(bars, strategy=WAVES, store=store,
+                                                paper_cls=_LeakyPaper, entry_order="limit")
+            summary = run(trader.run())
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        package.setLevel(old_level)
+    assert paper.calls["create"] >= 9 and paper.calls["open_orders"] >= 4
+    assert summary.rejected >= 3 and summary.bars == len(bars)
+    # the leaks did happen and were masked
+    rejected = [o for o in trader.om.orders.values() if o.state.value == "rejected"]
+    assert rejected and all("apiKey=***" in o.reason for o in rejected)
+    text = log_file.read_text(encoding="utf-8")
+    assert "apiKey=***" in text and "DEBUG quantum_trading.execution.order_manager" in text
+    captured = "\n".join(r.getMessage() for r in caplog.records)
+    reports = [trader.om.order_frame().to_csv(), "\n".join(summary.alerts),
+               "\n".join(a.message for a in store.alerts()),
+               "\n".join(e.detail for e in trader.om.events),
+               "\n".join(str(h) for o in trader.om.orders.values() for h in o.history)]
+    store.engine.dispose()
+    for secret in (KEY, SECRET):
+        assert secret not in text and secret not in captured
+        for report in reports:
+            assert secret not in report
+        for f in sorted(tmp_path.glob("t.sqlite*")):
+            assert secret.encode() not in f.read_bytes(), f.name

@@ -110,6 +110,13 @@ class OrderManager:
         Optional :class:`~quantum_trading.risk.engine.RiskEngine`; every order that is not
         reduce-only is checked with equity, positions (mark prices) from the exchange and the
         order's price (limit price, else the ticker mid). Replacements are checked again.
+    redact:
+        Masks secrets in text (e.g. the trader's
+        :class:`~quantum_trading.live.redact.SecretRedactor`). Every exchange error text
+        passes it before it becomes an order's reason, an event's detail or a log line, so
+        a key an exchange quotes back reaches no log handler, however configured, nor the
+        database or a report; every event detail and transition reason passes it too.
+        None = texts as they are (the ccxt adapter already masks its own key and secret).
 
     >>> import asyncio  # doctest: +SKIP
     >>> om = OrderManager(exchange, clock=lambda: pd.Timestamp.now(tz="UTC"))  # doctest: +SKIP
@@ -117,7 +124,8 @@ class OrderManager:
     """
 
     def __init__(self, exchange: Exchange, *, clock: Callable[[], pd.Timestamp],
-                 config: OrderManagerConfig | None = None, risk: RiskEngine | None = None) -> None:
+                 config: OrderManagerConfig | None = None, risk: RiskEngine | None = None,
+                 redact: Callable[[str], str] | None = None) -> None:
         if not isinstance(exchange, Exchange):
             raise ConfigError("OrderManager: exchange does not implement the Exchange protocol")
         if not callable(clock):
@@ -127,6 +135,9 @@ class OrderManager:
             raise ConfigError("OrderManager: config must be an OrderManagerConfig")
         if risk is not None and not isinstance(risk, RiskEngine):
             raise ConfigError("OrderManager: risk must be a RiskEngine or None")
+        if redact is not None and not callable(redact):
+            raise ConfigError("OrderManager: redact must be a callable str -> str or None")
+        self._redact = redact
         self.exchange = exchange
         self.clock = clock
         self.config = config
@@ -272,7 +283,7 @@ class OrderManager:
             price = req.price if req.order_type is LiveOrderType.LIMIT else \
                 (await self.exchange.ticker(req.symbol)).mid
         except ExchangeError as exc:
-            self._transition(order, S.REJECTED, f"risk inputs unavailable: {exc}")
+            self._transition(order, S.REJECTED, f"risk inputs unavailable: {self._text(exc)}")
             return False
         known = set(self.risk.symbols)
         pos = {s: p.size for s, p in positions.items() if s in known}
@@ -283,8 +294,8 @@ class OrderManager:
                                              equity_usd=balance.equity_usd, positions=pos,
                                              prices=px)
         except ConfigError as exc:
-            log.error("order %s: risk check failed: %s", order.client_order_id, exc)
-            self._transition(order, S.REJECTED, f"risk check failed: {exc}")
+            log.error("order %s: risk check failed: %s", order.client_order_id, self._text(exc))
+            self._transition(order, S.REJECTED, f"risk check failed: {self._text(exc)}")
             return False
         order.risk_decision = decision
         self._event(order, "risk", decision.text)
@@ -305,10 +316,10 @@ class OrderManager:
         try:
             snap = await self.exchange.create_order(order.request)
         except (InvalidOrder, AuthenticationFailed) as exc:
-            self._transition(order, S.REJECTED, f"exchange: {exc}")
+            self._transition(order, S.REJECTED, f"exchange: {self._text(exc)}")
         except ExchangeError as exc:  # timeout, 5xx, rate limit: it may have arrived
             if order.state is S.NEW:
-                self._transition(order, S.UNKNOWN, f"create: {type(exc).__name__}: {exc}")
+                self._transition(order, S.UNKNOWN, f"create: {type(exc).__name__}: {self._text(exc)}")
             self._schedule_retry(order, reset=True)
             self._event(order, "timeout", f"create: {type(exc).__name__}")
         else:
@@ -380,6 +391,16 @@ class OrderManager:
         await self._run_followups(tickers)
         return self.events[start:]
 
+    async def resolve_unknown(self) -> list[OrderEvent]:
+        """Re-query now, whatever their backoff, every order whose fate is unknown (the
+        trader calls it when a bar closes with orders in flight, before it decides from the
+        position: an order found filled must not also count as still to fill). Returns the
+        events of these queries."""
+        start = len(self.events)
+        for order in [o for o in self._active.values() if o.state is S.UNKNOWN]:
+            await self._query_unknown(order)
+        return self.events[start:]
+
     async def _query_unknown(self, order: ManagedOrder) -> None:
         try:
             snap = await self.exchange.fetch_order(order.symbol,
@@ -416,7 +437,7 @@ class OrderManager:
             try:
                 listed = await self.exchange.open_orders(symbol)
             except ExchangeError as exc:
-                log.warning("open_orders(%s) failed: %s", symbol, exc)
+                log.warning("open_orders(%s) failed: %s", symbol, self._text(exc))
                 continue
             seen: set[str] = set()
             for snap in listed:
@@ -433,7 +454,8 @@ class OrderManager:
                     try:
                         await self.exchange.cancel_order(symbol, client_order_id=mine.client_order_id)
                     except ExchangeError as exc:
-                        log.warning("cancel of stray %s failed: %s", mine.client_order_id, exc)
+                        log.warning("cancel of stray %s failed: %s", mine.client_order_id,
+                                    self._text(exc))
                 else:
                     self._apply(mine, snap, "sync")
             for order in live:
@@ -448,7 +470,7 @@ class OrderManager:
             self._error(order, "acknowledged order not found on the exchange")
             return
         except ExchangeError as exc:
-            log.warning("fetch_order(%s) failed: %s", order.client_order_id, exc)
+            log.warning("fetch_order(%s) failed: %s", order.client_order_id, self._text(exc))
             return
         self._apply(order, snap, "fetch")
 
@@ -516,7 +538,7 @@ class OrderManager:
             try:
                 self._markets = dict(await self.exchange.markets())
             except ExchangeError as exc:
-                log.warning("markets() failed: %s", exc)
+                log.warning("markets() failed: %s", self._text(exc))
                 return None
         return self._markets.get(symbol)
 
@@ -537,7 +559,7 @@ class OrderManager:
             try:
                 tickers[symbol] = await self.exchange.ticker(symbol)
             except ExchangeError as exc:
-                log.warning("ticker(%s) failed: %s", symbol, exc)
+                log.warning("ticker(%s) failed: %s", symbol, self._text(exc))
                 return None
         return tickers[symbol]
 
@@ -593,6 +615,8 @@ class OrderManager:
             self._error(order, f"illegal transition {old.value} → {new.value} refused ({reason})")
             return False
         now = self.now()
+        if self._redact is not None:
+            reason = self._redact(reason)
         order.state = new
         order.history.append((now, old, new, reason))
         if new is S.REJECTED or new is S.CANCELLED:
@@ -620,12 +644,19 @@ class OrderManager:
                     self.config.max_query_backoff_s)
         order.retry_at = self.now() + pd.Timedelta(seconds=delay)
 
+    def _text(self, value: object) -> str:
+        """``str(value)`` with secrets masked (see ``redact``)."""
+        text = str(value)
+        return text if self._redact is None else self._redact(text)
+
     def _event(self, order: ManagedOrder, kind: str, detail: str = "") -> OrderEvent:
+        detail = self._text(detail) if self._redact is not None else detail
         event = OrderEvent(self.now(), order.client_order_id, kind, order.state, detail)
         self.events.append(event)
         log.debug("%s %s [%s] %s", order.client_order_id, kind, order.state.value, detail)
         return event
 
     def _error(self, order: ManagedOrder, detail: str) -> None:
+        detail = self._text(detail) if self._redact is not None else detail
         log.error("order %s: %s", order.client_order_id, detail)
         self.errors.append(self._event(order, "error", detail))

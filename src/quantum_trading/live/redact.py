@@ -5,7 +5,10 @@ exchange error message, an order's reject reason — may quote them (a signed UR
 header). :class:`SecretRedactor` replaces every known secret value in such text with ``***``:
 the values of environment variables whose names look like credentials (``*API_KEY*``,
 ``*SECRET*``, ``*PASSWORD*``, ``*PASSPHRASE*``, ``*TOKEN*``, ``*PRIVATE_KEY*``) and any value
-added with :meth:`SecretRedactor.add`. :class:`RedactingFilter` does the same for log records.
+added with :meth:`SecretRedactor.add`. :class:`RedactingFilter` does the same for log records;
+:func:`redact_loggers` puts one on every logger of this package that may log exchange text, so
+those records are clean before any handler sees them (a handler's own filter only cleans what
+that handler writes).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["SECRET_ENV_PATTERN", "RedactingFilter", "SecretRedactor"]
+__all__ = ["REDACTED_LOGGERS", "SECRET_ENV_PATTERN", "RedactingFilter", "SecretRedactor",
+           "redact_loggers"]
 
 SECRET_ENV_PATTERN = re.compile(
     r"(API_?KEY|SECRET|PASSWORD|PASSWD|PASSPHRASE|TOKEN|PRIVATE_?KEY|CREDENTIAL)", re.IGNORECASE
@@ -84,13 +88,57 @@ class RedactingFilter(logging.Filter):
     def __init__(self, redactor: SecretRedactor | None = None) -> None:
         super().__init__()
         self.redactor = redactor or SecretRedactor()
+        self._more: list[Callable[[str], str]] = []
+
+    def add(self, redactor: Callable[[str], str]) -> None:
+        """Apply ``redactor`` too (e.g. the store's of a trader started later)."""
+        if redactor is not self.redactor and all(r is not redactor for r in self._more):
+            self._more.append(redactor)
+
+    def _clean(self, text: str) -> str:
+        text = self.redactor(text)
+        for redactor in self._more:
+            text = redactor(text)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = self.redactor(message)
+        clean = self._clean(message)
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None:  # chained causes included
             trace = record.exc_text or logging.Formatter().formatException(record.exc_info)
-            record.exc_text = self.redactor(trace)
+            record.exc_text = self._clean(trace)
         return True
+
+
+REDACTED_LOGGERS = (
+    "quantum_trading.execution.order_manager",
+    "quantum_trading.execution.position_monitor",
+    "quantum_trading.execution.ccxt_exchange",
+    "quantum_trading.execution.algos.base",
+    "quantum_trading.live.trader",
+    "quantum_trading.live.trader_exits",
+    "quantum_trading.live.reconcile",
+    "quantum_trading.live.store",
+    "quantum_trading.live.feed",
+    "quantum_trading.live.watchdog",
+)
+"""Loggers that may quote an exchange's error text (the trader's path to the exchange)."""
+
+
+def redact_loggers(redactor: SecretRedactor | None = None,
+                   names: tuple[str, ...] = REDACTED_LOGGERS) -> None:
+    """Attach a :class:`RedactingFilter` to each logger in ``names`` (logger-level filters
+    run when a record is made, before any handler: whichever handler writes it — a file,
+    the console, pytest's capture — gets the masked text). Idempotent: a logger that has one
+    already gets ``redactor`` added to it (several traders in one process: all their
+    secrets are masked)."""
+    redactor = redactor or SecretRedactor()
+    for name in names:
+        logger = logging.getLogger(name)
+        mine = [f for f in logger.filters if isinstance(f, RedactingFilter)]
+        if mine:
+            mine[0].add(redactor)
+        else:
+            logger.addFilter(RedactingFilter(redactor))

@@ -619,6 +619,12 @@ class TradingStore:
             row = s.get(KeyValue, key)
             return default if row is None else json.loads(row.value, object_hook=_json_hook)
 
+    def state_updated_at(self, key: str) -> pd.Timestamp | None:
+        """When ``key`` was last written (the writer's store clock), or None."""
+        with self.transaction() as s:
+            row = s.get(KeyValue, key)
+            return None if row is None else _ts(row.updated_at)
+
     def set_state(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON-serialisable; datetimes and numpy scalars allowed) under
         ``key``, replacing what was there."""

@@ -67,6 +67,7 @@ from quantum_trading.execution.protocol import Exchange
 from quantum_trading.live.config import TraderConfig
 from quantum_trading.live.feed import BarFeed, BarHistory, FeedEvent
 from quantum_trading.live.reconcile import reconcile
+from quantum_trading.live.redact import redact_loggers
 from quantum_trading.live.sizing import (
     exit_rules,
     plan_orders,
@@ -98,6 +99,19 @@ TRADING_STATE_KEY = "trading_state"
 _FILLING = (LiveOrderType.MARKET, LiveOrderType.LIMIT)  # orders whose rest counts as held
 
 
+def _stale_rest(order_type: str, filled: float) -> bool:
+    """Whether a target order still working at the next bar is superseded: a limit order,
+    or a market order that filled part of its size (the rest of a partial fill)."""
+    return order_type == "limit" or (order_type == "market" and filled > 0.0)
+
+
+def _without_wall(state: dict[str, Any] | None) -> Any:
+    """The state without the wall-clock stamp of its risk snapshot (not a change)."""
+    if not state or "risk" not in state:
+        return state
+    return {**state, "risk": {k: v for k, v in state["risk"].items() if k != "saved_wall"}}
+
+
 class TraderError(QuantumError):
     """The trader cannot (or may not) trade: reconcile incomplete, unknown symbol …"""
 
@@ -105,9 +119,11 @@ class TraderError(QuantumError):
 @dataclass
 class TraderSummary:
     """What a run did. Latencies in microseconds (wall clock, bar received → last order of
-    the bar handed to the exchange), only for bars that sent orders; ``stages_us`` splits
-    each into (account read + risk observation + exits, strategy, target → sized and
-    risk-checked orders, write-ahead record, submit to the exchange)."""
+    the bar handed to the exchange), only for bars that sent orders; ``cpu_us`` the CPU time
+    of this thread over the same span from the bar handler's start (what the code costs,
+    without the time the OS gave other processes); ``stages_us`` splits each latency into
+    (account read + risk observation + exits, strategy, target → sized and risk-checked
+    orders, write-ahead record, submit to the exchange)."""
 
     bars: int = 0
     ticks: int = 0
@@ -115,6 +131,7 @@ class TraderSummary:
     rejected: int = 0
     status: str = "running"
     latencies_us: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
     strategy_us: list[float] = field(default_factory=list)
     stages_us: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
@@ -169,7 +186,9 @@ class Trader:
         self.tf = config.timedelta
         self.clock = clock or feed.now
         self.leverage = {s: config.leverage(s) for s in self.symbols}
-        self.om = OrderManager(exchange, clock=self.clock, config=config.order_manager)
+        self.om = OrderManager(exchange, clock=self.clock, config=config.order_manager,
+                               redact=store.redact)
+        redact_loggers(store.redact)
         mon_cfg = config.position_monitor
         if mon_cfg is None and config.stop_mode == "monitor":
             mon_cfg = PositionMonitorConfig(max_position_age_s=None, max_loss_pct=None)
@@ -190,7 +209,9 @@ class Trader:
         self._drained_events = 0
         self._last_bar: pd.Timestamp | None = None
         self._saved_state: dict[str, Any] | None = None
+        self._saved_risk_key: tuple[Any, ...] | None = None
         self._t_out = 0.0
+        self._cpu_out = 0.0
         self._t_strategy = (0.0, 0.0)
         self._t_send = (0.0, 0.0)
         self._fill_seen: dict[str, set[str]] = {s: set() for s in self.symbols}
@@ -238,12 +259,22 @@ class Trader:
             "last_bar": self._last_bar,
             "last_target": {s: (None if math.isnan(v) else v) for s, v in self.last_target.items()},
             "exits": self.exits.state()}
-        if self.risk is not None and self.risk.started and self._last_bar is not None:
-            state["risk"] = {"time": self._last_bar, "peak": self.risk.peak_equity_usd,
-                             "equity": self._last_equity[0] if self._last_equity else None}
-        if state != self._saved_state:
+        if self.risk is not None and self.risk.started:
+            state["risk"] = {"snapshot": self.risk.snapshot(),
+                             "saved_wall": pd.Timestamp.now(tz="UTC")}
+        if _without_wall(state) != _without_wall(self._saved_state):
             self.store.set_state(STATE_KEY, state)
             self._saved_state = state
+            self._saved_risk_key = self._risk_key()
+
+    def _risk_key(self) -> tuple[Any, ...] | None:
+        """What of the risk engine's state must survive a restart (the locks, the day and
+        week and their start equity, the peak, today's trades, the multiplier): the trader
+        writes its state when this changed (:func:`persist_bar`), not at every equity tick."""
+        if self.risk is None or not self.risk.started:
+            return None
+        snap = self.risk.snapshot()
+        return (tuple(snap["ints"]), snap["acct"][:4])
 
     # ------------------------------------------------------------------ the loop
     async def run(self, *, max_bars: int | None = None,
@@ -340,6 +371,7 @@ class Trader:
     async def on_bar(self, event: FeedEvent) -> None:
         """Handle a closed bar (see the module docstring for the order of events)."""
         t_in = event.received or time.perf_counter()
+        cpu_in = time.thread_time()
         assert event.bar_time is not None
         for stamp, rows in event.history:
             for s, row in rows.items():
@@ -374,6 +406,7 @@ class Trader:
             sent = await self._decide(event, balance, positions)
         if sent:
             self.summary.latencies_us.append((self._t_out - t_in) * 1e6)
+            self.summary.cpu_us.append((self._cpu_out - cpu_in) * 1e6)
             (s0, s1), (p1, w1) = self._t_strategy, self._t_send
             self.summary.stages_us.append(((s0 - t_in) * 1e6, (s1 - s0) * 1e6, (p1 - s1) * 1e6,
                                            (w1 - p1) * 1e6, (self._t_out - w1) * 1e6))
@@ -451,23 +484,30 @@ class Trader:
         return sent
 
     async def _supersede(self) -> None:
-        """Target orders of an earlier decision still working when a bar closes (the rest of
-        a partial fill, a limit order not filled yet, a replacement waiting to be sent) are
-        cancelled after a poll has brought their fills in: this bar decides again for their
-        symbols from the position held (their last target is forgotten, so the decision is
-        made even when the target did not change). A cancel not confirmed yet keeps its rest
-        counted as held (:meth:`_working`) and is looked at again at the next bar.
+        """Target orders of an earlier decision still working when a bar closes — the rest
+        of a partly filled order, a limit order not filled, a replacement waiting to be
+        sent — are cancelled after a poll has brought their fills in: this bar decides again
+        for their symbols from the position held (their last target is forgotten, so the
+        decision is made even when the target did not change). A market order that has not
+        filled anything yet is on its way (a replay behind the trader) and stays; its size
+        counts as held (:meth:`_working`), as does the rest of a cancel not confirmed yet,
+        which is looked at again at the next bar.
 
         Not called while nothing is in flight (the usual case): no cost then."""
+        await self.om.resolve_unknown()
         await self.om.poll()
-        for o in [*self.om.open_orders(), *self.om.pending_followups()]:
-            if o.tag.startswith("target:") and o.request.order_type in _FILLING:
+        for o in self.om.pending_followups():
+            if o.tag.startswith("target:"):
+                await self.om.cancel(o.client_order_id, reason="superseded by the next decision")
+                self._superseded[o.client_order_id] = o.symbol
+        for o in self.om.open_orders():
+            if o.tag.startswith("target:") and _stale_rest(o.request.order_type.value, o.filled):
                 await self.om.cancel(o.client_order_id, reason="superseded by the next decision")
                 self._superseded[o.client_order_id] = o.symbol
         for cid, symbol in list(self.exits.adopted.items()):
             row = self.store.get_order(cid)
             if row is not None and (row.tag or "").startswith("target:") and \
-                    row.order_type in ("market", "limit"):
+                    _stale_rest(row.order_type, row.filled or 0.0):
                 await self.exits.cancel(symbol, cid)
                 self._superseded[cid] = symbol
         for cid, symbol in list(self._superseded.items()):
@@ -529,6 +569,7 @@ class Trader:
         t_written = time.perf_counter()
         orders = [await self.om.submit(req, tag=tag) for req, tag, _ in requests]
         self._t_out = time.perf_counter()
+        self._cpu_out = time.thread_time()
         self._t_send = (t_plan, t_written)
         self.store.record_risk_decisions((decision, req.client_order_id)
                                          for req, _, decision in requests

@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from quantum_trading.domain import Side
+from quantum_trading.errors import ConfigError
 from quantum_trading.execution.errors import ExchangeError, OrderNotFound
 from quantum_trading.execution.models import LiveOrderType, OrderRequest, new_client_order_id
 from quantum_trading.execution.order_state import ManagedOrder, round_to_step
 from quantum_trading.live.sizing import ExitRules, exit_levels
 from quantum_trading.live.store import TradingStore
+from quantum_trading.risk.limits import TradingState
 
 if TYPE_CHECKING:
     from quantum_trading.execution.models import ExchangePosition
@@ -328,8 +330,8 @@ async def flatten_exchange(exchange: Exchange, store: TradingStore, *, reason: s
 def restore_trader(t: Trader, report: Any) -> None:
     """After reconcile, before trading: the last targets (from the stored state and from the
     target orders written after it — a decision whose orders were never sent is made again),
-    the exits and adopted orders, a stored halt, and (conservatively) the risk engine's peak
-    equity, from which the day and week start again."""
+    the exits and adopted orders, the risk engine's state (:func:`_restore_risk`: locks,
+    day / week start equity, peak, today's trades) and a stored kill-switch halt."""
     state = t.store.get_state("trader") or {}
     for s, v in (state.get("last_target") or {}).items():
         if s in t.last_target:
@@ -358,18 +360,65 @@ def restore_trader(t: Trader, report: Any) -> None:
         if row is not None and (row.tag or "").startswith("target:"):
             t.last_target[row.symbol] = math.nan
     t.exits.restore(state.get("exits") or {})
+    if t.risk is not None:
+        _restore_risk(t, state.get("risk") or {})
     if t.store.get_state("trading_state") == "halted":
         t.halted = True
         if t.risk is not None:
             t.risk.halt(t.clock(), equity_usd=report.balance.equity_usd)
         t._alert("halted", "the kill switch halted trading before this start; no new risk "
                  "until `quantum kill --reset`", level="warning")
-    saved_risk = state.get("risk") or {}
-    if t.risk is not None and saved_risk.get("time") is not None:
-        for key in ("peak", "equity"):
-            value = saved_risk.get(key)
-            if value is not None and math.isfinite(value):
-                t.risk.update(saved_risk["time"], float(value))
+
+
+def _restore_risk(t: Trader, saved: dict[str, Any]) -> None:
+    """The risk engine's state as last written (its locks, day and week start equity, peak,
+    today's trades), before any new observation. Risk-adding target orders written ahead
+    after the snapshot on its UTC day count as today's trades (a crash came between them and
+    the snapshot). A drawdown halt stays until a person lifts it: ``quantum kill --reset``
+    after the snapshot was written resets the engine (peak, day and week start again)."""
+    assert t.risk is not None
+    snap = saved.get("snapshot")
+    if snap is None:  # a state written before snapshots existed: the peak at least
+        if saved.get("time") is not None:
+            for key in ("peak", "equity"):
+                value = saved.get(key)
+                if value is not None and math.isfinite(value):
+                    t.risk.update(saved["time"], float(value))
+        return
+    last_ns = snap.get("last_ns")
+    tf_ns = t.tf.value
+    later = 0
+    if last_ns is not None:
+        day = int(last_ns) // 86_400_000_000_000
+        for row in t.store.all_orders():
+            tag = row.tag or ""
+            if not tag.startswith("target:") or row.reduce_only or row.origin != "ours":
+                continue
+            try:
+                ref_ns = int(tag.rsplit("@", 1)[1]) + tf_ns
+            except (IndexError, ValueError):
+                continue
+            if ref_ns > int(last_ns) and ref_ns // 86_400_000_000_000 == day:
+                later += 1
+    try:
+        t.risk.restore(snap, trades_after=later)
+    except ConfigError as exc:
+        t._alert("risk", f"risk state not restored ({exc}); the limits start afresh",
+                 level="error")
+        return
+    state = t.risk.trading_state
+    reset_at = t.store.state_updated_at("trading_state")
+    saved_wall = saved.get("saved_wall")
+    if state is TradingState.HALTED and t.store.get_state("trading_state") == "active" and \
+            reset_at is not None and saved_wall is not None and reset_at > saved_wall:
+        t.risk.reset()
+        t._alert("risk", "the risk engine's halt was lifted by `quantum kill --reset`",
+                 level="warning")
+    elif state is not TradingState.ACTIVE:
+        t._alert("risk", f"risk state restored: {state.label} ({t.risk.lock_reason.label}); "
+                 f"peak {t.risk.peak_equity_usd:,.2f} USDT, day start "
+                 f"{t.risk.day_start_equity_usd:,.2f} USDT, {t.risk.trades_today} trade(s) "
+                 "today", level="warning")
 
 
 async def flatten_positions(t: Trader, positions: dict[str, ExchangePosition], why: str,
@@ -458,6 +507,8 @@ async def persist_bar(t: Trader, event: Any, balance: Any,
     if money != t._last_equity:  # unchanged while flat: not written again
         store.record_equity(balance, time=at)
         t._last_equity = money
+    if t._risk_key() != t._saved_risk_key:  # a lock, a new day or peak, a trade: durable now
+        t._save_state()
 
 
 async def store_fills(t: Trader) -> None:

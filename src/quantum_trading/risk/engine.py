@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,7 @@ from quantum_trading.sim.state import risk_params
 __all__ = ["RiskEngine"]
 
 Values = Mapping[str, float] | Sequence[float] | np.ndarray
+_SNAPSHOT_VERSION = 1
 
 
 class RiskEngine:
@@ -177,7 +179,7 @@ class RiskEngine:
         starting equity (daily / weekly locks lift there); the peak is the highest equity seen.
         """
         stamp = self._stamp(time)
-        ns = int(stamp.as_unit("ns").value)
+        ns = int(stamp.value)  # nanoseconds, whatever the Timestamp's unit
         if self._last_ns is not None and ns < self._last_ns:
             raise ConfigError(f"RiskEngine.update: time {stamp} is before the last update")
         equity = float(equity_usd)
@@ -249,6 +251,51 @@ class RiskEngine:
         if not halt_risk_state_nb(self._state, RR_MANUAL_HALT):
             return []
         return self._flatten(stamp, RR_MANUAL_HALT, positions, prices, float(equity_usd))
+
+    # -- persistence ----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The account state as JSON-able values, for :meth:`restore` after a restart: the
+        trading state and its reason, the daily / weekly locks and the drawdown halt, the
+        UTC day and week, their start equity, the peak, the last equity, today's count of
+        risk-adding orders, the behavioural multiplier and the last observation time (ns).
+        Decisions are not part of it (they are stored one by one).
+
+        >>> eng = RiskEngine(RiskConfig(), symbols=["BTC"])
+        >>> _ = eng.update(pd.Timestamp("2024-01-01", tz="UTC"), 1_000.0)
+        >>> again = RiskEngine(RiskConfig(), symbols=["BTC"])
+        >>> again.restore(eng.snapshot())
+        >>> again.peak_equity_usd, again.trading_state.label
+        (1000.0, 'active')
+        """
+        return {"version": _SNAPSHOT_VERSION, "symbols": list(self.symbols),
+                "last_ns": self._last_ns,
+                "acct": [None if math.isnan(v) else float(v) for v in self._state.acct],
+                "ints": [int(v) for v in self._state.ints]}
+
+    def restore(self, snapshot: Mapping[str, Any], *, trades_after: int = 0) -> None:
+        """Take the state of :meth:`snapshot` (of an engine on the same symbols).
+
+        ``trades_after``: risk-adding orders approved after the snapshot was taken, on its
+        UTC day (a crash between sending them and writing the snapshot); added to the day's
+        count. Raises :class:`ConfigError` for a snapshot of another version, other symbols
+        or the wrong shape; the engine is unchanged then.
+        """
+        if snapshot.get("version") != _SNAPSHOT_VERSION:
+            raise ConfigError(f"RiskEngine.restore: snapshot version {snapshot.get('version')!r}"
+                              f", expected {_SNAPSHOT_VERSION}")
+        if list(snapshot.get("symbols") or []) != list(self.symbols):
+            raise ConfigError(f"RiskEngine.restore: snapshot of symbols "
+                              f"{snapshot.get('symbols')}, this engine trades {list(self.symbols)}")
+        acct, ints = snapshot.get("acct") or [], snapshot.get("ints") or []
+        if len(acct) != self._state.acct.size or len(ints) != self._state.ints.size:
+            raise ConfigError("RiskEngine.restore: snapshot arrays of the wrong length")
+        if int(trades_after) < 0:
+            raise ConfigError("RiskEngine.restore: trades_after must be >= 0")
+        self._state.acct[:] = [math.nan if v is None else float(v) for v in acct]
+        self._state.ints[:] = [int(v) for v in ints]
+        self._state.ints[RI_TRADES] += int(trades_after)
+        last = snapshot.get("last_ns")
+        self._last_ns = None if last is None else int(last)
 
     # -- reading --------------------------------------------------------------------------------
     @property
