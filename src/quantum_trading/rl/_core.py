@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from quantum_trading.domain import Instrument, Signals
+from quantum_trading.domain import Instrument, Signals, default_instrument
 from quantum_trading.errors import ConfigError
 from quantum_trading.rl import _storage
 from quantum_trading.rl.env_config import EnvConfig
@@ -72,6 +72,18 @@ def _timeframe_label(spec: EnvSpec, frame: pd.DataFrame) -> str:
     return spec.timeframe if got == want else str(got)
 
 
+def _with_defaults(instruments: Instrument | Mapping[str, Instrument] | None,
+                   symbols: tuple[str, ...]) -> Instrument | dict[str, Instrument]:
+    """The instruments a :class:`~quantum_trading.backtest.Backtest` would use: those given,
+    and :func:`~quantum_trading.domain.default_instrument` (the Binance presets for BTC and
+    ETH, else generic) for every symbol without one — so the env trades under the same fees,
+    tiers and lot sizes as the backtest that replays it."""
+    if isinstance(instruments, Instrument):
+        return instruments
+    given = dict(instruments or {})  # symbols not traded here are ignored (a preset table)
+    return {s: given.get(s) or default_instrument(s) for s in symbols}
+
+
 class EnvCore:
     """Checked inputs and stacked states for ``n_envs`` environments on the same data."""
 
@@ -102,6 +114,7 @@ class EnvCore:
                     f"EnvConfig.account.leverage={value:g} for {sym!r}: targets beyond it would "
                     f"be capped; raise the account leverage or lower max_leverage")
         target = pd.DataFrame(np.nan, index=first.index, columns=list(spec.symbols))
+        instruments = _with_defaults(instruments, spec.symbols)
         prep = prepare(frames, Signals(target), instruments=instruments, costs=config.costs,
                        account=config.account, funding=funding, mark=mark)
         self.prep = prep
