@@ -215,7 +215,8 @@ def test_bad_inputs_are_clear_errors(bars: dict, spec: EnvSpec, tmp_path: Path) 
         _train(bars, spec, tmp_path / "c", schedule=bad_reward)
 
 
-def test_cli_train_on_synthetic_data_and_errors(tmp_path: Path) -> None:
+def test_cli_train_on_synthetic_data_and_errors(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     sched = tmp_path / "s.yaml"
     sched.write_text(
         "eval_fraction: 0.25\nphases:\n  - name: only\n    timesteps: 64\n"
@@ -234,8 +235,36 @@ def test_cli_train_on_synthetic_data_and_errors(tmp_path: Path) -> None:
 
     from quantum_trading.cli.main import main
 
+    capsys.readouterr()
     sched.write_text("phases:\n  - name: only\n    timesteps: 64\n    ppo: {gamma: 3}\n")
-    code = main(["train", "--schedule", str(sched), "--out", str(tmp_path / "bad")])
-    assert code == 1
-    cont = main(["train", "--out", str(tmp_path / "bad2"), "--continue", str(tmp_path / "no")])
-    assert cont == 1
+    cases = [
+        (["--schedule", str(sched)], f"error: {sched}: phase only (phases[0]): ppo.gamma: "),
+        (["--symbols", "BTC/USDT:USDT,BTC/USDT:USDT"], "error: --symbols: symbols repeat"),
+        (["--data", str(tmp_path / "none")], "error: --data"),
+        (["--action", "both"], "error: --action: 'both'; choose target or multi_head"),
+    ]
+    for args, expected in cases:
+        assert main(["train", "--out", str(tmp_path / "bad"), *args]) == 1
+        text = capsys.readouterr().out.strip()
+        assert text.startswith(expected) and "\n" not in text, text
+
+
+def test_early_transition_and_multi_head_actions(bars: dict, spec: EnvSpec,
+                                                 tmp_path: Path) -> None:
+    multi = spec.model_copy(update={"action": "multi_head"})
+    sched = {"eval_fraction": 0.25, "phases": [
+        {"name": "a", "timesteps": 512, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+         "env": {"episode_bars": 64},
+         "transition": {"metric": "turnover", "threshold": 100.0, "check_every_steps": 64}},
+        {"name": "b", "timesteps": 64, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+         "env": {"episode_bars": 64}}]}
+    res = _train(bars, multi, tmp_path / "m", schedule=sched)
+    first = res.phases[0]
+    assert first["ended_early"] and first["timesteps"] == 64
+    assert len(first["transition_checks"]) == 1 and first["transition_checks"][0][0] == 64
+    assert [p["phase"] for p in res.phases] == ["a", "b"] and res.total_timesteps == 128
+    assert first["train"] == {}  # stopped before its first update
+    assert 0.0 < res.phases[1]["train"]["entropy_ratio"] <= 1.5
+    bundle = load_model(res.final_bundle, spec_expected=multi)
+    action = predict_actions(bundle, _obs_batch(bars, spec, n=1)[0])
+    assert action.shape == (3 * multi.n_assets,) and action.dtype.kind == "i"

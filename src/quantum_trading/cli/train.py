@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from quantum_trading.cli._console import console
+from quantum_trading.errors import ConfigError
 
 __all__ = ["load_training_bars", "train"]
 
@@ -20,10 +21,10 @@ __all__ = ["load_training_bars", "train"]
 def _symbols(text: str) -> list[str]:
     out = [s.strip() for s in text.split(",") if s.strip()]
     if not out:
-        raise typer.BadParameter("give at least one symbol, e.g. BTC/USDT:USDT,ETH/USDT:USDT",
-                                 param_hint="--symbols")
+        raise ConfigError("--symbols: give at least one symbol, e.g. "
+                          "BTC/USDT:USDT,ETH/USDT:USDT")
     if len(set(out)) != len(out):
-        raise typer.BadParameter(f"symbols repeat: {out}", param_hint="--symbols")
+        raise ConfigError(f"--symbols: symbols repeat: {out}")
     return out
 
 
@@ -59,7 +60,7 @@ def load_training_bars(data: Path | None, symbols: list[str], timeframe: str, *,
     for sym in symbols[1:]:
         common = common.intersection(loaded[sym].index)
     if len(common) < 2:
-        raise typer.BadParameter(f"the symbols share no bars in {data}", param_hint="--data")
+        raise ConfigError(f"--data {data}: the symbols share no bars")
     dropped = {s: len(f) - len(common) for s, f in loaded.items() if len(f) != len(common)}
     if dropped:
         notes.append("aligned on the common bars: dropped " + ", ".join(
@@ -121,15 +122,13 @@ def train(
     same costs. Writes bundles (model + VecNormalize + EnvSpec), CSV/TensorBoard logs,
     metrics.json and recommendations.json under --out.
     """
-    from quantum_trading.errors import ConfigError
     from quantum_trading.rl.env_config import EnvConfig
     from quantum_trading.rl.schedule import default_schedule_path, load_schedule
     from quantum_trading.rl.spec import EnvSpec
     from quantum_trading.rl.train import train as run_training
 
     if action not in ("target", "multi_head"):
-        raise typer.BadParameter(f"{action!r}; choose target or multi_head",
-                                 param_hint="--action")
+        raise ConfigError(f"--action: {action!r}; choose target or multi_head")
     if data is not None and not data.exists():
         raise ConfigError(f"--data {data}: no such file or folder")
     syms = _symbols(symbols)
