@@ -220,3 +220,30 @@ def test_snapshot_restore_checks_what_it_takes() -> None:
         with pytest.raises(ConfigError, match=match):
             fresh.restore(bad)
         assert not fresh.started  # unchanged
+
+
+def test_a_peak_stored_after_the_snapshot_is_restored(tmp_path) -> None:
+    """The peak is not written at each new high: a restart takes the highest equity stored
+    after the snapshot, so the drawdown is measured from it."""
+    from quantum_trading.execution.models import Balance
+
+    t0 = pd.Timestamp("2024-01-01 10:00", tz="UTC")
+    store = TradingStore.open(f"sqlite:///{tmp_path / 'p.sqlite'}", exchange="x")
+    eng = RiskEngine(DRAWDOWN, symbols=[BTC])
+    eng.update(t0, 10_000.0)
+    snap = eng.snapshot()
+    for k, equity in enumerate((10_000.0, 10_400.0, 10_250.0)):  # bar closes, stored
+        store.record_equity(Balance(equity, equity, equity), time=t0 + pd.Timedelta(hours=k))
+    assert store.max_equity_since(t0) == 10_400.0
+    assert store.max_equity_since(t0 + pd.Timedelta(hours=5)) is None
+    again = RiskEngine(DRAWDOWN, symbols=[BTC])
+    again.restore(snap)
+    again.raise_peak(store.max_equity_since(t0))
+    again.raise_peak(9_000.0)  # never lowers it
+    assert again.peak_equity_usd == 10_400.0
+    again.update(t0 + pd.Timedelta(hours=3), 10_290.0)  # -1.06 % from 10,400: halted
+    assert again.trading_state is TradingState.HALTED
+    eng.update(t0 + pd.Timedelta(hours=3), 10_290.0)  # the old peak alone would not halt
+    assert eng.trading_state is TradingState.ACTIVE
+    with pytest.raises(ConfigError):
+        again.raise_peak(float("nan"))

@@ -587,6 +587,13 @@ class TradingStore:
                 EquitySnapshot.exchange == self.exchange).order_by(
                 EquitySnapshot.time.desc()).limit(1)).first()
 
+    def max_equity_since(self, time: pd.Timestamp) -> float | None:
+        """The highest stored equity (USDT) strictly after ``time``; None when none."""
+        with self.transaction() as s:
+            value = s.scalar(sa.select(sa.func.max(EquitySnapshot.equity_usd)).where(
+                EquitySnapshot.exchange == self.exchange, EquitySnapshot.time > utc(time)))
+            return None if value is None else float(value)
+
     def risk_decisions(self, client_order_id: str | None = None) -> list[RiskDecisionRow]:
         """Stored risk decisions (of one order), oldest first."""
         stmt = sa.select(RiskDecisionRow).order_by(RiskDecisionRow.time, RiskDecisionRow.id)

@@ -59,9 +59,14 @@ from quantum_trading.domain import Instrument, Side
 from quantum_trading.errors import ConfigError, QuantumError
 from quantum_trading.execution.config import PositionMonitorConfig
 from quantum_trading.execution.errors import ExchangeError
-from quantum_trading.execution.models import ExchangePosition, LiveOrderType, OrderRequest
+from quantum_trading.execution.models import (
+    ExchangeOrder,
+    ExchangePosition,
+    LiveOrderType,
+    OrderRequest,
+)
 from quantum_trading.execution.order_manager import OrderManager
-from quantum_trading.execution.order_state import ManagedOrder
+from quantum_trading.execution.order_state import ManagedOrder, OrderState
 from quantum_trading.execution.position_monitor import PositionMonitor
 from quantum_trading.execution.protocol import Exchange
 from quantum_trading.live.config import TraderConfig
@@ -218,6 +223,8 @@ class Trader:
         self._fill_since: dict[str, pd.Timestamp | None] = {}
         self._fills_behind = False  # a fills read failed: read them at the next bar
         self._superseded: dict[str, str] = {}  # client order id → symbol, cancel not final
+        self._working_now: dict[str, float] = {}  # rests in flight at this bar's decision
+        self._adopted_types: dict[str, str] = {}
         self._last_equity: tuple[float, float, float] | None = None
 
     # ------------------------------------------------------------------ start
@@ -268,13 +275,17 @@ class Trader:
             self._saved_risk_key = self._risk_key()
 
     def _risk_key(self) -> tuple[Any, ...] | None:
-        """What of the risk engine's state must survive a restart (the locks, the day and
-        week and their start equity, the peak, today's trades, the multiplier): the trader
-        writes its state when this changed (:func:`persist_bar`), not at every equity tick."""
+        """What of the risk engine's state must be written as soon as it changes (the
+        trading state and locks, the day and week and their start equity, today's trades,
+        the multiplier): the trader then writes its state (:func:`persist_bar`), not at
+        every equity tick. A new peak alone is not written at once: the equity is stored at
+        every bar close, and a restart takes the peak as the highest of the snapshot's and
+        of the equity stored after it."""
         if self.risk is None or not self.risk.started:
             return None
         snap = self.risk.snapshot()
-        return (tuple(snap["ints"]), snap["acct"][:4])
+        acct = snap["acct"]
+        return (tuple(snap["ints"]), acct[0], acct[1], acct[3])
 
     # ------------------------------------------------------------------ the loop
     async def run(self, *, max_bars: int | None = None,
@@ -380,11 +391,19 @@ class Trader:
             self.history[s].append(event.bar_time, row)
         self.summary.bars += 1
         try:
-            if self._superseded or self.om.pending_followups() or any(
-                    o.request.order_type in _FILLING for o in self.om.open_orders()):
-                await self._supersede()
-            balance = await self.exchange.balance()
-            positions = await self.exchange.positions()
+            if self._in_flight():  # one more read, at the same time as the account's
+                balance, positions, listed = await asyncio.gather(
+                    self.exchange.balance(), self.exchange.positions(),
+                    self.exchange.open_orders())
+                if await self._supersede(listed):  # cancelled: what filled meanwhile counts
+                    balance, positions, listed = await asyncio.gather(
+                        self.exchange.balance(), self.exchange.positions(),
+                        self.exchange.open_orders())
+                self._working_now = self._working(listed)
+            else:
+                balance = await self.exchange.balance()
+                positions = await self.exchange.positions()
+                self._working_now = {}
         except ExchangeError as exc:  # the adapter's retries failed: no decision this bar
             self._alert("exchange", f"bar {event.bar_time}: account unreadable, no decision "
                         f"this bar ({type(exc).__name__}: {exc})", level="warning")
@@ -454,7 +473,7 @@ class Trader:
             self.last_target[s] = math.nan
         if not targets:
             return 0
-        working = self._working()
+        working = self._working_now
         plans = plan_orders(ref_time, targets, symbols=self.symbols, cash_usd=cash,
                             positions=sizes, entries=entries, prices=prices,
                             instruments=self.instruments, account=self.config.account,
@@ -483,33 +502,57 @@ class Trader:
         self.store.record_risk_decisions(unsent)
         return sent
 
-    async def _supersede(self) -> None:
+    def _in_flight(self) -> bool:
+        """Whether orders of an earlier decision may still fill (ours not final, a
+        replacement waiting, a cancel not confirmed, orders adopted on restart)."""
+        return bool(self._superseded or self.om.pending_followups()
+                    or any(o.request.order_type in _FILLING for o in self.om.open_orders())
+                    or any(self._adopted_type(cid) in ("market", "limit")
+                           for cid in self.exits.adopted))
+
+    def _adopted_type(self, client_order_id: str) -> str:
+        """Order type of an adopted order (read from the store once)."""
+        if client_order_id not in self._adopted_types:
+            row = self.store.get_order(client_order_id)
+            self._adopted_types[client_order_id] = "" if row is None else row.order_type
+        return self._adopted_types[client_order_id]
+
+    async def _supersede(self, listed: list[ExchangeOrder]) -> bool:
         """Target orders of an earlier decision still working when a bar closes — the rest
         of a partly filled order, a limit order not filled, a replacement waiting to be
-        sent — are cancelled after a poll has brought their fills in: this bar decides again
-        for their symbols from the position held (their last target is forgotten, so the
-        decision is made even when the target did not change). A market order that has not
-        filled anything yet is on its way (a replay behind the trader) and stays; its size
-        counts as held (:meth:`_working`), as does the rest of a cancel not confirmed yet,
-        which is looked at again at the next bar.
+        sent — are cancelled: this bar decides again for their symbols from the position
+        held (their last target is forgotten, so the decision is made even when the target
+        did not change). A market order that has not filled anything yet is on its way (a
+        replay behind the trader) and stays; its size counts as held (:meth:`_working`), as
+        does the rest of a cancel not confirmed yet, looked at again at the next bar.
 
-        Not called while nothing is in flight (the usual case): no cost then."""
-        await self.om.resolve_unknown()
-        await self.om.poll()
+        ``listed``: the exchange's open orders, read with the account (what filled comes
+        from there: no order-manager poll in the decision path). Orders whose fate is
+        unknown are queried first. Returns whether anything was cancelled. Not called while
+        nothing is in flight (the usual case)."""
+        if self.om.unresolved():
+            await self.om.resolve_unknown()
+        on_exchange = {o.client_order_id: o for o in listed}
+        cancelled = False
         for o in self.om.pending_followups():
             if o.tag.startswith("target:"):
                 await self.om.cancel(o.client_order_id, reason="superseded by the next decision")
                 self._superseded[o.client_order_id] = o.symbol
         for o in self.om.open_orders():
-            if o.tag.startswith("target:") and _stale_rest(o.request.order_type.value, o.filled):
+            snap = on_exchange.get(o.client_order_id)
+            if snap is not None and o.tag.startswith("target:") and \
+                    _stale_rest(o.request.order_type.value, snap.filled):
                 await self.om.cancel(o.client_order_id, reason="superseded by the next decision")
                 self._superseded[o.client_order_id] = o.symbol
+                cancelled = True
         for cid, symbol in list(self.exits.adopted.items()):
-            row = self.store.get_order(cid)
+            snap = on_exchange.get(cid)
+            row = self.store.get_order(cid) if snap is not None else None
             if row is not None and (row.tag or "").startswith("target:") and \
-                    _stale_rest(row.order_type, row.filled or 0.0):
+                    _stale_rest(row.order_type, snap.filled):
                 await self.exits.cancel(symbol, cid)
                 self._superseded[cid] = symbol
+                cancelled = True
         for cid, symbol in list(self._superseded.items()):
             order = self.om.orders.get(cid)
             if order is None or order.is_terminal:
@@ -517,20 +560,31 @@ class Trader:
                 if order is None or order.remaining > 1e-12 * max(1.0, order.amount):
                     self.last_target[symbol] = math.nan  # decide again from what is held
         self.store.drain_order_manager(self.om)
+        return cancelled
 
-    def _working(self) -> dict[str, float]:
-        """Signed size still to fill of our market / limit orders not final, by symbol (the
-        rest of a partial fill, an order not answered yet, an order adopted on restart)."""
+    def _working(self, listed: list[ExchangeOrder]) -> dict[str, float]:
+        """Signed size still to fill of our market / limit orders, by symbol: the rest the
+        exchange lists for each open one (``listed``), the whole size of ours it does not
+        list yet (not sent, or not answered: they may still arrive), nothing for the ones
+        it no longer lists (finished)."""
+        on_exchange = {o.client_order_id: o for o in listed}
         out: dict[str, float] = {}
+
+        def add(symbol: str, signed: float) -> None:
+            out[symbol] = out.get(symbol, 0.0) + signed
+
         for o in self.om.open_orders():
-            if o.request.order_type in _FILLING:
-                out[o.symbol] = out.get(o.symbol, 0.0) + int(o.side) * max(o.remaining, 0.0)
+            if o.request.order_type not in _FILLING:
+                continue
+            snap = on_exchange.get(o.client_order_id)
+            if snap is not None:
+                add(o.symbol, int(o.side) * max(snap.amount - snap.filled, 0.0))
+            elif o.state in (OrderState.NEW, OrderState.UNKNOWN):
+                add(o.symbol, int(o.side) * o.remaining)
         for cid in self.exits.adopted:
-            row = self.store.get_order(cid)
-            if row is not None and row.order_type in ("market", "limit") and row.amount:
-                sign = 1.0 if row.side == "buy" else -1.0
-                out[row.symbol] = out.get(row.symbol, 0.0) + sign * max(
-                    row.amount - (row.filled or 0.0), 0.0)
+            snap = on_exchange.get(cid)
+            if snap is not None and snap.order_type in _FILLING:
+                add(snap.symbol, int(snap.side) * max(snap.amount - snap.filled, 0.0))
         return out
 
     def _request(self, symbol: str, size: float, *, reduce_only: bool) -> OrderRequest:

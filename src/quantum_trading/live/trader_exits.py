@@ -374,7 +374,7 @@ def _restore_risk(t: Trader, saved: dict[str, Any]) -> None:
     """The risk engine's state as last written (its locks, day and week start equity, peak,
     today's trades), before any new observation. Risk-adding target orders written ahead
     after the snapshot on its UTC day count as today's trades (a crash came between them and
-    the snapshot). A drawdown halt stays until a person lifts it: ``quantum kill --reset``
+    the snapshot); the peak is at least the highest equity stored after it. A drawdown halt stays until a person lifts it: ``quantum kill --reset``
     after the snapshot was written resets the engine (peak, day and week start again)."""
     assert t.risk is not None
     snap = saved.get("snapshot")
@@ -406,6 +406,10 @@ def _restore_risk(t: Trader, saved: dict[str, Any]) -> None:
         t._alert("risk", f"risk state not restored ({exc}); the limits start afresh",
                  level="error")
         return
+    if last_ns is not None:  # a peak reached after the snapshot (not written at once)
+        high = t.store.max_equity_since(pd.Timestamp(int(last_ns), tz="UTC"))
+        if high is not None and not high <= t.risk.peak_equity_usd:
+            t.risk.raise_peak(high)
     state = t.risk.trading_state
     reset_at = t.store.state_updated_at("trading_state")
     saved_wall = saved.get("saved_wall")

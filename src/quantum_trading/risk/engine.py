@@ -297,6 +297,16 @@ class RiskEngine:
         last = snapshot.get("last_ns")
         self._last_ns = None if last is None else int(last)
 
+    def raise_peak(self, equity_usd: float) -> None:
+        """Make the peak at least ``equity_usd`` (an equity seen while this engine was not
+        running, e.g. stored after its last snapshot). The drawdown is measured from it at
+        the next :meth:`update`; nothing else changes."""
+        value = float(equity_usd)
+        if not math.isfinite(value):
+            raise ConfigError("RiskEngine.raise_peak: equity_usd must be finite")
+        if not value <= self._state.acct[RA_PEAK]:  # NaN peak (never started) too
+            self._state.acct[RA_PEAK] = value
+
     # -- reading --------------------------------------------------------------------------------
     @property
     def trading_state(self) -> TradingState:
