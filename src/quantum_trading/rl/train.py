@@ -36,6 +36,7 @@ environments (``seed + 1000·phase``) and the augmentations; with the same input
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -108,10 +109,9 @@ def _wrap_normalize(venv: Any, gamma: float, previous: Any | None) -> Any:
     from quantum_trading.rl.spec import OBS_CLIP
 
     vn = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=OBS_CLIP, gamma=gamma)
-    if previous is not None:
-        vn.obs_rms = previous.obs_rms.copy() if hasattr(previous.obs_rms, "copy") else \
-            previous.obs_rms
-        vn.ret_rms = previous.ret_rms.copy()
+    if previous is not None:  # statistics carry over; the previous wrapper keeps its own
+        vn.obs_rms = copy.deepcopy(previous.obs_rms)
+        vn.ret_rms = copy.deepcopy(previous.ret_rms)
     return vn
 
 
