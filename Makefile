@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/trading.py
 	$(BIN)/python bench/rl_env.py
+	$(BIN)/python bench/rl_train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
