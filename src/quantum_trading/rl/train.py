@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from quantum_trading.errors import ConfigError
@@ -78,11 +77,14 @@ def _policy(spec: EnvSpec, policy_kwargs: Mapping[str, Any] | None) -> tuple[Any
 
 def _entropy_ref(spec: EnvSpec) -> float:
     """Entropy of the initial policy [nats]: a unit Gaussian per asset (SB3's log_std_init=0)
-    for ``target``, the uniform distribution over every head for ``multi_head``."""
+    for ``target``; for ``multi_head`` the hierarchical distribution of
+    :class:`~quantum_trading.rl.policies.MultiHeadActorCriticPolicy` with uniform heads:
+    direction over 3, then size (K buckets) and stop (J multiples) only for short and long
+    (2/3 of the mass), i.e. ``N·(ln 3 + ⅔·(ln K + ln J))``."""
     if spec.action == "target":
         return spec.n_assets * 0.5 * math.log(2.0 * math.pi * math.e)
-    nvec = spec.action_space().nvec
-    return float(np.sum(np.log(nvec)))
+    k, j = len(spec.size_buckets), len(spec.stop_multiples)
+    return spec.n_assets * (math.log(3.0) + 2.0 / 3.0 * (math.log(k) + math.log(j)))
 
 
 def _apply_ppo(model: Any, ppo: PPOParams) -> None:
