@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from quantum_trading.domain import Side
+from quantum_trading.errors import ConfigError
 from quantum_trading.execution.config import OrderManagerConfig
 from quantum_trading.execution.models import (
     ExchangeOrder,
@@ -556,3 +557,60 @@ def test_stale_limit_repriced_on_the_tick_grid_of_the_paper_exchange() -> None:
         assert new.state is S.FILLED and new.average_price == 30_029.0
         assert om.chain_fill(o.client_order_id).filled == pytest.approx(0.01)
     run(go())
+
+
+# -- what the trader needs at a bar close ------------------------------------------------------
+def test_cancel_drops_a_replacement_not_sent_yet() -> None:
+    async def go() -> None:
+        ex, om = make()
+        o = await om.submit(limit(99.9))
+        ex.advance(31)
+        ex.fail_next("ticker", times=2)  # stale by age; no quote to re-price at: deferred
+        await om.poll()
+        assert o.state is S.CANCELLED and om.pending_followups() == [o]
+        assert om.pending_followups("ETH/USDT:USDT") == []
+        assert (await om.cancel(o.client_order_id, reason="superseded")) is o
+        assert om.pending_followups() == [] and not o.pending_followup
+        assert any(e.kind == "followup_dropped" for e in om.events)
+        await om.poll()
+        assert o.replaced_by is None and len(om.orders) == 1  # nothing was sent
+    run(go())
+
+
+def test_resolve_unknown_queries_at_once_whatever_the_backoff() -> None:
+    async def go() -> None:
+        ex, om = make(OrderManagerConfig(query_backoff_s=60.0, max_query_backoff_s=60.0))
+        ex.fail_next("create_order", after=True)  # it arrived; the answer was lost
+        o = await om.submit(market(1.0))
+        assert o.state is S.UNKNOWN and om.unresolved() == [o]
+        await om.poll()
+        assert o.state is S.UNKNOWN  # its next query is due in 60 s
+        events = await om.resolve_unknown()
+        assert o.state is S.FILLED and om.unresolved() == []
+        assert [e.kind for e in events][:1] == ["query"]
+        assert ex.create_calls[o.client_order_id] == 1  # found, not sent again
+    run(go())
+
+
+def test_exchange_error_text_is_redacted_everywhere(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "sk-live-0123456789abcdef"
+
+    async def go() -> OrderManager:
+        ex = FakeExchange()
+        om = OrderManager(ex, clock=ex.clock, redact=lambda t: t.replace(secret, "***"))
+        ex.reject_next(f"bad signature for key {secret}")
+        await om.submit(market(1.0))
+        ex.fail_next("create_order", after=False)
+        await om.submit(market(1.0))
+        return om
+
+    with caplog.at_level(logging.DEBUG, logger="quantum_trading.execution.order_manager"):
+        om = run(go())
+    rejected = [o for o in om.orders.values() if o.state is S.REJECTED]
+    assert rejected and "key ***" in rejected[0].reason
+    texts = [r.getMessage() for r in caplog.records] + [e.detail for e in om.events] + [
+        str(h) for o in om.orders.values() for h in o.history] + [om.order_frame().to_csv()]
+    assert any("key ***" in t for t in texts) and not any(secret in t for t in texts)
+    fake = FakeExchange()
+    with pytest.raises(ConfigError, match="redact must be a callable"):
+        OrderManager(fake, clock=fake.clock, redact="no")  # type: ignore[arg-type]

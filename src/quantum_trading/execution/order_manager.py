@@ -319,7 +319,8 @@ class OrderManager:
             self._transition(order, S.REJECTED, f"exchange: {self._text(exc)}")
         except ExchangeError as exc:  # timeout, 5xx, rate limit: it may have arrived
             if order.state is S.NEW:
-                self._transition(order, S.UNKNOWN, f"create: {type(exc).__name__}: {self._text(exc)}")
+                self._transition(order, S.UNKNOWN,
+                                 f"create: {type(exc).__name__}: {self._text(exc)}")
             self._schedule_retry(order, reset=True)
             self._event(order, "timeout", f"create: {type(exc).__name__}")
         else:
@@ -650,13 +651,13 @@ class OrderManager:
         return text if self._redact is None else self._redact(text)
 
     def _event(self, order: ManagedOrder, kind: str, detail: str = "") -> OrderEvent:
-        detail = self._text(detail) if self._redact is not None else detail
+        detail = self._text(detail)
         event = OrderEvent(self.now(), order.client_order_id, kind, order.state, detail)
         self.events.append(event)
         log.debug("%s %s [%s] %s", order.client_order_id, kind, order.state.value, detail)
         return event
 
     def _error(self, order: ManagedOrder, detail: str) -> None:
-        detail = self._text(detail) if self._redact is not None else detail
+        detail = self._text(detail)
         log.error("order %s: %s", order.client_order_id, detail)
         self.errors.append(self._event(order, "error", detail))

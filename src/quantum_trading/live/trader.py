@@ -11,8 +11,12 @@ Each bar, in this order (bar t has just closed; its orders are sent at once and,
 replay, fill at bar t+1's open — the simulator's timing):
 
 1. the bar is appended to the history and the watchdog is told;
-2. balance and positions are read; the risk engine observes the equity at the close (stamped
-   with bar t's open time, as the simulator); a drawdown halt flattens at once;
+2. balance and positions are read — and, while an order of an earlier decision may still
+   be working, the exchange's open orders, in the same breath (one more read, made
+   concurrently): the rest of a partly filled order or an unfilled limit order is cancelled
+   and decided again, an unfilled market order counts as held; the risk engine observes
+   the equity at the close (stamped with bar t's open time, as the simulator); a drawdown
+   halt flattens at once;
 3. exits follow the positions: a position that opened gets the stop-loss / take-profit of the
    decision that opened it (resting reduce-only stop orders, or the position monitor), a
    closed one loses them; the position monitor polls;
@@ -20,12 +24,14 @@ replay, fill at bar t+1's open — the simulator's timing):
    :func:`~quantum_trading.live.sizing.read_targets`; the risk engine observes the equity at
    the reference instant (the next open: stamped with bar t+1's open time); the orders are
    sized and risk-checked (:func:`~quantum_trading.live.sizing.plan_orders`);
-5. each order is written to the store (state ``new``; a target order's tag carries its
-   target and bar, so a restart knows the decision was made), *then* sent through the
+5. the bar's orders are written to the store in one committed transaction (state ``new``;
+   a target order's tag carries its target and bar, so a restart knows the decision was
+   made), *then* sent through the
    :class:`~quantum_trading.execution.order_manager.OrderManager` (market orders, reductions
    first; reduce-only when they only reduce): a crash at any point leaves either no record
    (nothing was sent) or a record that reconcile resolves — an order is never sent twice;
-   then the risk decisions and the trader's state are written;
+   then the risk decisions and the trader's state (with the risk engine's snapshot: locks,
+   day / week start equity, peak, trades today — restored on the next start) are written;
 6. the order manager polls; order events, fills, positions, equity (at bar t's close) and
    risk decisions are written.
 
@@ -392,6 +398,8 @@ class Trader:
         self.summary.bars += 1
         try:
             if self._in_flight():  # one more read, at the same time as the account's
+                if self.om.unresolved():  # before the list: a query may send one again
+                    await self.om.resolve_unknown()
                 balance, positions, listed = await asyncio.gather(
                     self.exchange.balance(), self.exchange.positions(),
                     self.exchange.open_orders())
@@ -527,11 +535,9 @@ class Trader:
         does the rest of a cancel not confirmed yet, looked at again at the next bar.
 
         ``listed``: the exchange's open orders, read with the account (what filled comes
-        from there: no order-manager poll in the decision path). Orders whose fate is
-        unknown are queried first. Returns whether anything was cancelled. Not called while
-        nothing is in flight (the usual case)."""
-        if self.om.unresolved():
-            await self.om.resolve_unknown()
+        from there: no order-manager poll in the decision path; orders whose fate was
+        unknown were queried before it was read). Returns whether anything was cancelled.
+        Not called while nothing is in flight (the usual case)."""
         on_exchange = {o.client_order_id: o for o in listed}
         cancelled = False
         for o in self.om.pending_followups():

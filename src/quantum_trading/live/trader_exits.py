@@ -374,8 +374,9 @@ def _restore_risk(t: Trader, saved: dict[str, Any]) -> None:
     """The risk engine's state as last written (its locks, day and week start equity, peak,
     today's trades), before any new observation. Risk-adding target orders written ahead
     after the snapshot on its UTC day count as today's trades (a crash came between them and
-    the snapshot); the peak is at least the highest equity stored after it. A drawdown halt stays until a person lifts it: ``quantum kill --reset``
-    after the snapshot was written resets the engine (peak, day and week start again)."""
+    the snapshot); the peak is at least the highest equity stored after it. A drawdown halt
+    stays until a person lifts it: ``quantum kill --reset`` after the snapshot was written
+    resets the engine (peak, day and week start again)."""
     assert t.risk is not None
     snap = saved.get("snapshot")
     if snap is None:  # a state written before snapshots existed: the peak at least
