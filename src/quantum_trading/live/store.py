@@ -215,7 +215,7 @@ class TradingStore:
         this point leaves a record that reconcile resolves (found on the exchange, or "never
         sent").
 
-        The trader's hot path: bar in → *this* → ``create_order``. It costs about a tenth of
+        The trader's hot path: bar in → *this* → ``create_order``. It costs a fifth to a tenth of
         :meth:`record_order` per order (no ORM unit of work, no read before the write, the
         statement compiled once). Durability is the database's commit: on SQLite (WAL,
         ``synchronous=NORMAL``, see :mod:`~quantum_trading.live.db`) a committed transaction

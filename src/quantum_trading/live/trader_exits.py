@@ -512,7 +512,7 @@ async def persist_bar(t: Trader, event: Any, balance: Any,
     if money != t._last_equity:  # unchanged while flat: not written again
         store.record_equity(balance, time=at)
         t._last_equity = money
-    if t._risk_key() != t._saved_risk_key:  # a lock, a new day or peak, a trade: durable now
+    if t._risk_key() != t._saved_risk_key:  # a lock, a new day, a trade: durable now
         t._save_state()
 
 
