@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from quantum_trading.cli._console import console
 from quantum_trading.paths import real_data_dir
+
+
+@pytest.fixture(autouse=True)
+def wide_console() -> Iterator[None]:
+    """CLI tests read rich tables from captured output: a fixed, wide console, whatever the
+    terminal (or pytest-xdist's worker) reports."""
+    previous = console.width
+    console.width = 200
+    yield
+    console.width = previous
 
 
 @pytest.fixture(scope="session")

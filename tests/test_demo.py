@@ -4,23 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from quantum_trading.backtest.stats import format_stat
-from quantum_trading.cli._console import console
 from quantum_trading.cli.main import main
 from quantum_trading.demo import SUMMARY_COLUMNS, run_demo
 from quantum_trading.strategies import LIBRARY
 
 NAMES = [s.name for s in LIBRARY]
-
-
-@pytest.fixture(autouse=True)
-def wide_console():
-    previous = console.width
-    console.width = 200
-    yield
-    console.width = previous
 
 
 def test_demo_command_on_a_small_synthetic_market(capsys, tmp_path: Path) -> None:
