@@ -44,8 +44,7 @@ from quantum_trading.strategies import (
     MarketData,
     Strategy,
     check_causality,
-    get_strategy,
-    strategy_from_function,
+    resolve_strategy,
 )
 
 __all__ = [
@@ -104,17 +103,6 @@ class LookAheadError(CausalityError):
         return new
 
 
-def _resolve_strategy(strategy: Strategy | str | Callable[..., Any]) -> Strategy:
-    if isinstance(strategy, str):
-        return get_strategy(strategy)
-    if isinstance(strategy, Strategy):
-        return strategy
-    if callable(strategy):
-        return strategy_from_function(strategy)
-    raise ConfigError(f"strategy must be a Strategy, a registered name or a function, got "
-                      f"{type(strategy).__name__}")
-
-
 def require_causal(
     strategy: Strategy | str | Callable[..., Any],
     data: MarketData,
@@ -164,7 +152,7 @@ def require_causal(
     ...
     quantum_trading.research.bias.LookAheadError: strategy 'peek': refused (look-ahead): not causal: target[peek] at bar 19 (2024-01-01 19:00:00+00:00) differs: 1.0 on all data but 0.0 on the first 20 bars
     """
-    resolved = _resolve_strategy(strategy)
+    resolved = resolve_strategy(strategy)
     try:
         return check_causality(resolved, data, params=params, cut_points=cut_points)
     except LookAheadError:
@@ -460,7 +448,7 @@ def permutation_test(
     frames = _frames(data)
     n = len(next(iter(frames.values())))
     size = _check_method(method, block_size, n)
-    resolved = _resolve_strategy(strategy)
+    resolved = resolve_strategy(strategy)
     kwargs: dict[str, Any] = {"risk": None, "benchmark": None, **dict(backtest_kwargs or {})}
     for reserved in ("data", "strategy", "params"):
         if reserved in kwargs:

@@ -30,7 +30,7 @@ from quantum_trading.domain import Instrument
 from quantum_trading.errors import ConfigError
 from quantum_trading.research.sweep_signals import batch_signals_for
 from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig
-from quantum_trading.strategies import Strategy, get_strategy, strategy_from_function
+from quantum_trading.strategies import Strategy, resolve_strategy
 
 __all__ = [
     "TABLE_STATS",
@@ -103,18 +103,6 @@ class SweepJob:
         return Backtest(self.data, self.strategy, instrument=self.instrument, costs=self.costs,
                         account=self.account, params=params, funding=self.funding,
                         mark=self.mark, benchmark=benchmark, risk=self.risk)
-
-
-def resolve_strategy(strategy: Strategy | str | Callable[..., Any]) -> Strategy:
-    """A strategy from itself, its registered name or a plain function."""
-    if isinstance(strategy, str):
-        return get_strategy(strategy)
-    if isinstance(strategy, Strategy):
-        return strategy
-    if callable(strategy):
-        return strategy_from_function(strategy)
-    raise ConfigError(f"strategy must be a Strategy, a registered name or a function, got "
-                      f"{type(strategy).__name__}")
 
 
 def param_grid(strategy: Strategy, grid: Mapping[str, Any] | Sequence[Mapping[str, Any]] | int

@@ -68,8 +68,7 @@ from quantum_trading.research.stats import (
 )
 from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig
 from quantum_trading.strategies import MarketData, Strategy
-from quantum_trading.strategies.function import strategy_from_function
-from quantum_trading.strategies.registry import get_strategy
+from quantum_trading.strategies.registry import resolve_strategy
 
 __all__ = ["SIGNIFICANCE", "ValidationResult", "neighbour_params", "validate_strategy"]
 
@@ -188,7 +187,7 @@ def neighbour_params(strategy: Strategy, params: Mapping[str, Any], pct: float
     down and up by ``pct`` % of its value (at least one step; clipped to its range), the
     others unchanged; sets breaking a constraint are left out, duplicates dropped.
 
-    >>> s = get_strategy("trend_following")
+    >>> s = resolve_strategy("trend_following")
     >>> [(p["fast"], p["slow"]) for p in neighbour_params(s, {"fast": 10, "slow": 50}, 20)]
     [(10, 50), (8, 50), (12, 50), (10, 40), (10, 60)]
     """
@@ -224,17 +223,6 @@ def neighbour_params(strategy: Strategy, params: Mapping[str, Any], pct: float
 # --------------------------------------------------------------------------------------------
 # The validation
 # --------------------------------------------------------------------------------------------
-
-def _resolve(strategy: Strategy | str | Callable[..., Any]) -> Strategy:
-    if isinstance(strategy, str):
-        return get_strategy(strategy)
-    if isinstance(strategy, Strategy):
-        return strategy
-    if callable(strategy):
-        return strategy_from_function(strategy)
-    raise ConfigError(f"strategy must be a Strategy, a registered name or a function, got "
-                      f"{type(strategy).__name__}")
-
 
 def _check_int(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
@@ -304,7 +292,7 @@ def validate_strategy(
     ConfigError
         A bad argument, naming it.
     """
-    strat = _resolve(strategy)
+    strat = resolve_strategy(strategy)
     n_trials = _check_int("n_trials", n_trials, 1)
     n_permutations = _check_int("n_permutations", n_permutations, 1)
     if not (isinstance(neighbour_pct, int | float) and 0 <= neighbour_pct < 100):

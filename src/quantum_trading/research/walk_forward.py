@@ -56,8 +56,7 @@ from quantum_trading.research.splits import Split, walk_forward_splits
 from quantum_trading.research.stats import deflated_sharpe_ratio
 from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig
 from quantum_trading.strategies import MarketData, ParamSpace, Strategy
-from quantum_trading.strategies.function import strategy_from_function
-from quantum_trading.strategies.registry import get_strategy
+from quantum_trading.strategies.registry import resolve_strategy
 
 __all__ = ["FoldProgress", "WalkForwardResult", "walk_forward"]
 
@@ -215,17 +214,6 @@ def _oos_sharpe(job: _OOSJob, params: Mapping[str, Any]) -> float:
 # Helpers
 # --------------------------------------------------------------------------------------------
 
-def _resolve(strategy: Strategy | str | Callable[..., Any]) -> Strategy:
-    if isinstance(strategy, str):
-        return get_strategy(strategy)
-    if isinstance(strategy, Strategy):
-        return strategy
-    if callable(strategy):
-        return strategy_from_function(strategy)
-    raise ConfigError(f"strategy must be a Strategy, a registered name or a function, got "
-                      f"{type(strategy).__name__}")
-
-
 def _index(data: MarketData) -> pd.DatetimeIndex:
     if isinstance(data, pd.DataFrame):
         return data.index
@@ -369,7 +357,7 @@ def walk_forward(
     ConfigError
         A bad argument, naming it.
     """
-    strat = _resolve(strategy)
+    strat = resolve_strategy(strategy)
     index = _index(data)
     n = len(index)
     train_bars = _count("train_bars", train_bars, 2)

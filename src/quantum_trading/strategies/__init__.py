@@ -42,6 +42,7 @@ from quantum_trading.strategies.registry import (
     list_strategies,
     parse_params,
     register_strategy,
+    resolve_strategy,
 )
 
 __all__ = [
@@ -68,5 +69,6 @@ __all__ = [
     "position_from_entries_exits",
     "position_from_entries_exits_nb",
     "register_strategy",
+    "resolve_strategy",
     "strategy_from_function",
 ]

@@ -13,14 +13,16 @@ The library strategies are registered on import; user strategies (any object sat
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from quantum_trading.errors import ConfigError
 from quantum_trading.strategies.base import Strategy
+from quantum_trading.strategies.function import strategy_from_function
 from quantum_trading.strategies.library import LIBRARY
 
-__all__ = ["get_strategy", "list_strategies", "parse_params", "register_strategy"]
+__all__ = ["get_strategy", "list_strategies", "parse_params", "register_strategy",
+           "resolve_strategy"]
 
 _REGISTRY: dict[str, Strategy] = {s.name: s for s in LIBRARY}
 
@@ -51,6 +53,24 @@ def register_strategy(strategy: Strategy, *, replace: bool = False) -> Strategy:
 def list_strategies() -> list[str]:
     """Names of every registered strategy, sorted."""
     return sorted(_REGISTRY)
+
+
+def resolve_strategy(strategy: Strategy | str | Callable[..., Any]) -> Strategy:
+    """A strategy from itself, its registered name or a plain function
+    ``f(df, **params) -> pd.Series`` (wrapped by
+    :func:`~quantum_trading.strategies.function.strategy_from_function`).
+
+    >>> resolve_strategy("trend_following").name
+    'trend_following'
+    """
+    if isinstance(strategy, str):
+        return get_strategy(strategy)
+    if isinstance(strategy, Strategy):
+        return strategy
+    if callable(strategy):
+        return strategy_from_function(strategy)
+    raise ConfigError(f"strategy must be a Strategy, a registered name or a function, got "
+                      f"{type(strategy).__name__}")
 
 
 def get_strategy(name: str) -> Strategy:
