@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from quantum_trading.config_files import read_yaml
 from quantum_trading.errors import ConfigError
 from quantum_trading.sim.config import RiskConfig
 
@@ -108,18 +108,8 @@ def load_risk_config(source: RiskConfig | Mapping[str, Any] | str | Path | None 
         return source
     where: str | None = None
     if isinstance(source, str | Path):
-        path = Path(source)
-        where = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{where}: no such risk config file")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: cannot read: {exc}") from exc
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{where}: invalid YAML{at}") from exc
+        where = str(Path(source))
+        data = read_yaml(source, what="risk config")
         data = {} if data is None else data
         if isinstance(data, Mapping) and set(data) == {"risk"} and isinstance(data["risk"], Mapping):
             data = data["risk"]

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from quantum_trading.config_files import read_json_object
 from quantum_trading.errors import ConfigError
 from quantum_trading.rl.spec import EnvSpec, load_env_spec
 
@@ -166,31 +167,15 @@ def _check_bundle(path: Path) -> None:
 
 def load_train_meta(path: str | Path) -> dict[str, Any]:
     """``train_meta.json`` of a bundle as a dict."""
-    p = Path(path) / "train_meta.json"
-    if not p.is_file():
-        raise ConfigError(f"{p.parent}: no train_meta.json (is this a model bundle?)")
-    try:
-        out = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(out, dict):
-        raise ConfigError(f"{p}: expected a JSON object")
-    return out
+    return read_json_object(Path(path) / "train_meta.json",
+                            missing_hint="(is this a model bundle?)")
 
 
 def load_env_config(path: str | Path) -> dict[str, Any]:
     """``env_config.json`` of a bundle as a dict (``EnvConfig.model_validate`` turns it back
     into the env's config)."""
-    p = Path(path) / "env_config.json"
-    if not p.is_file():
-        raise ConfigError(f"{p.parent}: no env_config.json (is this a model bundle?)")
-    try:
-        out = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(out, dict):
-        raise ConfigError(f"{p}: expected a JSON object")
-    return out
+    return read_json_object(Path(path) / "env_config.json",
+                            missing_hint="(is this a model bundle?)")
 
 
 def load_model(

@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from quantum_trading.config_files import read_yaml
 from quantum_trading.errors import ConfigError
 from quantum_trading.rl.augment import AugmentConfig
 
@@ -286,18 +287,8 @@ def load_schedule(source: str | Path | Mapping[str, Any] | TrainSchedule) -> Tra
         return source
     where = "schedule"
     if isinstance(source, str | Path):
-        path = Path(source)
-        where = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{where}: no such schedule file")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: cannot read: {exc}") from exc
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{where}: invalid YAML{at}") from exc
+        where = str(Path(source))
+        raw = read_yaml(source, what="schedule")
     else:
         raw = source
     if not isinstance(raw, Mapping):

@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from quantum_trading.config_files import read_json_object
 from quantum_trading.errors import ConfigError
 
 __all__ = [
@@ -215,12 +216,7 @@ def load_env_spec(path: str | Path) -> EnvSpec:
     p = Path(path)
     if p.is_dir():
         p = p / "env_spec.json"
-    if not p.is_file():
-        raise ConfigError(f"{p}: no env_spec.json (is this a model saved by quantum train?)")
-    try:
-        raw = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    raw = read_json_object(p, missing_hint="(is this a model saved by quantum train?)")
     try:
         return EnvSpec.model_validate(raw)
     except ValidationError as exc:
