@@ -60,15 +60,15 @@ OBS_CLIP = 10.0
 """Every observation value is clipped to [-OBS_CLIP, OBS_CLIP]."""
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "log_return",  # log(close_t / close_{t-1})
-    "log_return_z",  # log return / rolling std of log returns (volatility-normalised)
+    "log_return",  # 100 · log(close_t / close_{t-1})  (percent)
+    "log_return_z",  # log return / std of the last 48 log returns
     "rsi",  # RSI(14) / 100 − 0.5
-    "atr_pct",  # ATR(14) / close
-    "trend",  # (close − EMA(50)) / (ATR(14))  — distance from trend in ATRs
-    "volume_z",  # z-score of log volume over a rolling window
+    "atr_pct",  # 100 · ATR(14) / close  (percent)
+    "trend",  # (close − EMA(50)) / ATR(14): distance from the trend in ATRs
+    "volume_z",  # z-score of ln(1 + volume) over 48 bars
     "funding",  # last settled funding rate in bps (× 1e4), carried forward
-    "regime_vol",  # rolling volatility percentile in [-0.5, 0.5] (causal regime proxy)
-    "range_pct",  # (high − low) / close
+    "regime_vol",  # rank of the 48-bar volatility in the last 168 bars − 0.5 (causal regime)
+    "range_pct",  # 100 · (high − low) / close  (percent)
     "bb_pct_b",  # Bollinger %b(20, 2) − 0.5
 )
 """Per-asset features the observation may hold; all causal (bar t uses data up to t's close)."""
