@@ -35,7 +35,7 @@ from quantum_trading.rl.env_nb import (
 from quantum_trading.rl.features import ATR_PERIOD, atr_array, market_features
 from quantum_trading.rl.spec import EnvSpec
 from quantum_trading.sim.inputs import SeriesInput, infer_timeframe, prepare
-from quantum_trading.sim.state import SignalArrays, readonly_2d, risk_params
+from quantum_trading.sim.state import readonly_2d, risk_params
 
 __all__ = ["EnvCore"]
 
@@ -128,6 +128,10 @@ class EnvCore:
             params = params._replace(risk=risk_params(risk, prep.index.as_unit("ns").asi8))
         self.params = params
         self.bars = prep.bars
+        # the single env's packed bars: the eight BarArrays fields as one [8, T, N] array
+        self.bars_pack = _readonly(np.ascontiguousarray(np.stack(
+            [np.broadcast_to(a, (n_bars, n)) for a in prep.bars])))
+        self.nan_row = readonly_2d(np.full((1, n), np.nan))
         rates = np.broadcast_to(prep.bars.funding_rate, (n_bars, n))
         feats, first_valid = market_features(frames, spec.features, funding=np.array(rates))
         self.feats = _readonly(np.ascontiguousarray(feats))
@@ -163,7 +167,7 @@ class EnvCore:
         self.states = _storage.alloc_states(
             self.n_envs, n, config.account.initial_cash_usd, n_bars=n_bars, n_tiers_max=k_max,
             risk=risk is not None, risk_multiplier=mult)
-        self.saved = _storage.stack_saved(self.fresh, self.n_envs)
+        self.prev_pos = np.zeros((self.n_envs, n, self.fresh.pos.shape[1]))  # turnover scratch
         self.tgt_w = np.full((self.n_envs, n_bars, n), np.nan)
         self.tgt_ro = _readonly(self.tgt_w)
         sl_shape = (n_bars, n) if spec.action == "multi_head" else (1, 1)
@@ -179,10 +183,6 @@ class EnvCore:
     def grow(self) -> None:
         """Double every env's record buffers (a step said they could overflow)."""
         self.states = _storage.grow(self.states)
-
-    def signals_for(self, i: int) -> SignalArrays:
-        """Env ``i``'s kernel signals: its target / stop-distance buffers, no other stops."""
-        return self.sig._replace(target=self.tgt_ro[i], sl_dist=self.sld_ro[i])
 
     def sample_start(self, rng: np.random.Generator, options: Mapping | None) -> tuple[int, int]:
         """``(t0, t_end)`` of a new episode: ``options["start_bar"]`` if given, else the

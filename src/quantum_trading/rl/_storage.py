@@ -20,7 +20,7 @@ from quantum_trading.rl.env_nb import SavedState
 from quantum_trading.sim.risk_nb import RiskState
 from quantum_trading.sim.state import SimState, new_state
 
-__all__ = ["alloc_states", "fresh_saved", "grow", "saved_view", "stack_saved", "state_view"]
+__all__ = ["alloc_states", "fresh_saved", "grow", "state_view"]
 
 _RECORDS = ("fills", "orders", "trades")
 
@@ -34,16 +34,6 @@ def fresh_saved(n_assets: int, initial_cash_usd: float, *, n_tiers_max: int, ris
                       pend=st.pend, last_target=st.last_target, asset_totals=st.asset_totals,
                       risk_acct=st.risk.acct, risk_ints=st.risk.ints,
                       risk_forced=st.risk.forced)
-
-
-def stack_saved(fresh: SavedState, n_envs: int) -> SavedState:
-    """``n_envs`` copies of ``fresh`` stacked on a leading axis."""
-    return SavedState(*(np.repeat(a[None], n_envs, axis=0) for a in fresh))
-
-
-def saved_view(saved: SavedState, i: int) -> SavedState:
-    """Env ``i``'s row of a stacked :class:`SavedState`."""
-    return SavedState(*(a[i] for a in saved))
 
 
 def alloc_states(n_envs: int, n_assets: int, initial_cash_usd: float, *, n_bars: int,

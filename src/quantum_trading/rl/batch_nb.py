@@ -19,7 +19,6 @@ from quantum_trading.rl.env_nb import (
     I_RING,
     I_T,
     RC_OK,
-    SavedState,
     env_reset_nb,
     env_step_nb,
     gather_obs_nb,
@@ -42,20 +41,13 @@ def state_at_nb(s, i: int):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _saved_at_nb(v, i: int):
-    return SavedState(v.acct[i], v.counters[i], v.pos[i], v.posi[i], v.pend[i],
-                      v.last_target[i], v.asset_totals[i], v.risk_acct[i], v.risk_ints[i],
-                      v.risk_forced[i])
-
-
-@njit(cache=True, _nrt=False, inline="always")
 def _signals_at_nb(sig, tgt_ro, sld_ro, i: int):
     return SignalArrays(tgt_ro[i], sig.sl_frac, sld_ro[i], sig.sl_price, sig.tp_frac,
                         sig.tp_dist, sig.tp_price, sig.trail_frac, sig.trail_dist)
 
 
 @njit(cache=True, _nrt=False)
-def batch_step_nb(states, saved, bars, sig, params, tgt_w, tgt_ro, sld_w, sld_ro, atr, acts,
+def batch_step_nb(states, prev_pos, bars, sig, params, tgt_w, tgt_ro, sld_w, sld_ro, atr, acts,
                   ctl, ctli, cfg, sizes, stops, rings, feats, active, codes, out_market,
                   out_account) -> int:
     """Step every env ``i`` with ``active[i] != 0`` by its action ``acts[i]``; write its
@@ -65,7 +57,7 @@ def batch_step_nb(states, saved, bars, sig, params, tgt_w, tgt_ro, sld_w, sld_ro
     for i in range(acts.shape[0]):
         if active[i] == 0:
             continue
-        code = env_step_nb(state_at_nb(states, i), _saved_at_nb(saved, i), bars,
+        code = env_step_nb(state_at_nb(states, i), prev_pos[i], bars,
                            _signals_at_nb(sig, tgt_ro, sld_ro, i), params, tgt_w[i], sld_w[i],
                            atr, acts[i], ctl[i], ctli[i], cfg, sizes, stops, rings[i])
         codes[i] = code
@@ -78,9 +70,8 @@ def batch_step_nb(states, saved, bars, sig, params, tgt_w, tgt_ro, sld_w, sld_ro
 
 
 @njit(cache=True, _nrt=False)
-def batch_reset_nb(states, saved, fresh, bars, sig, params, tgt_w, tgt_ro, sld_w, sld_ro, ctl,
-                   ctli, cfg, rings, feats, starts, ends, active, codes, out_market,
-                   out_account) -> int:
+def batch_reset_nb(states, fresh, bars, params, tgt_w, sld_w, ctl, ctli, cfg, rings, feats,
+                   starts, ends, active, codes, out_market, out_account) -> int:
     """Start a new episode at bar ``starts[i]`` (truncated at ``ends[i]``) for every env with
     ``active[i] != 0`` and gather its first observation; codes and result as
     :func:`batch_step_nb`."""
@@ -88,8 +79,7 @@ def batch_reset_nb(states, saved, fresh, bars, sig, params, tgt_w, tgt_ro, sld_w
     for i in range(starts.shape[0]):
         if active[i] == 0:
             continue
-        code = env_reset_nb(state_at_nb(states, i), _saved_at_nb(saved, i), fresh, bars,
-                            _signals_at_nb(sig, tgt_ro, sld_ro, i), params, tgt_w[i], sld_w[i],
+        code = env_reset_nb(state_at_nb(states, i), fresh, bars, params, tgt_w[i], sld_w[i],
                             ctl[i], ctli[i], cfg, rings[i], starts[i], ends[i])
         codes[i] = code
         if code == RC_OK:

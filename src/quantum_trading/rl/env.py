@@ -131,6 +131,7 @@ class PerpetualFuturesEnv(gym.Env):
         self.action_space = spec.action_space()
         self._seed = seed
         self._act = np.zeros(core.n_actions)
+        self._act_shape: tuple[int, ...] = self.action_space.shape
         self._market = np.zeros(spec.market_shape, dtype=np.float32)
         self._account = np.zeros(spec.account_shape, dtype=np.float32)
         self._info_vec = np.zeros(N_INFO)
@@ -143,15 +144,14 @@ class PerpetualFuturesEnv(gym.Env):
         :func:`~quantum_trading.sim.fastcall.bound_kernel` skips numba's argument typing."""
         core = self._core
         self._state = _storage.state_view(core.states, 0)
-        sig = core.signals_for(0)
-        saved = _storage.saved_view(core.saved, 0)
+        self._sizes = self._state.pos[:, P_SIZE]  # a view: positions after the last step
         out = (core.feats, self._market, self._account, self._info_vec)
-        self._step_args = (self._state, saved, core.bars, sig, core.params, core.tgt_w[0],
-                           core.sld_w[0], core.atr, self._act, core.ctl[0], core.ctli[0],
-                           core.cfg, core.sizes, core.stops, core.rings[0], *out)
-        self._reset_head = (self._state, saved, core.fresh, core.bars, sig, core.params,
-                            core.tgt_w[0], core.sld_w[0], core.ctl[0], core.ctli[0], core.cfg,
-                            core.rings[0])
+        self._step_args = (self._state, core.prev_pos[0], core.bars_pack, core.nan_row,
+                           core.params, core.tgt_w[0], core.sld_w[0], core.atr, self._act,
+                           core.ctl[0], core.ctli[0], core.cfg, core.sizes, core.stops,
+                           core.rings[0], *out)
+        self._reset_head = (self._state, core.fresh, core.bars_pack, core.params, core.tgt_w[0],
+                            core.sld_w[0], core.ctl[0], core.ctli[0], core.cfg, core.rings[0])
         self._reset_tail = out
         self._step_fn = bound_kernel(env_step_obs_nb, *self._step_args)
         self._reset_fn = bound_kernel(env_reset_obs_nb, *self._reset_head, 0, 0, *out)
@@ -183,10 +183,10 @@ class PerpetualFuturesEnv(gym.Env):
         if not self._ready:
             raise ConfigError("PerpetualFuturesEnv.step: call reset() first (the episode ended "
                               "or never started)")
-        act = np.asarray(action)
-        if act.shape != self.action_space.shape:
+        act = action if type(action) is np.ndarray else np.asarray(action)
+        if act.shape != self._act_shape:
             raise ConfigError(f"PerpetualFuturesEnv.step: action shape {act.shape}, expected "
-                              f"{self.action_space.shape} ({self.env_spec.action} action for "
+                              f"{self._act_shape} ({self.env_spec.action} action for "
                               f"{list(self.symbols)})")
         self._act[:] = act
         code = self._step_fn(*self._step_args)
@@ -214,7 +214,7 @@ class PerpetualFuturesEnv(gym.Env):
             "equity_usd": v[V_EQUITY],
             "time": self._core.times[t],
             "bar": t,
-            "positions": self._state.pos[:, P_SIZE].copy(),
+            "positions": self._sizes.copy(),
             "fees_usd": v[V_FEES],
             "funding_usd": v[V_FUNDING],
             "turnover": v[V_TURNOVER],

@@ -50,6 +50,7 @@ from quantum_trading.sim.records import (
     TRADES_PER_ASSET_STEP,
 )
 from quantum_trading.sim.risk_nb import RI_ENABLED, RI_N_DECISIONS
+from quantum_trading.sim.state import BarArrays, SignalArrays
 
 __all__ = [
     "C_DD_PEN",
@@ -295,8 +296,8 @@ def _decide_nb(t: int, act, tgt, sld, atr, cfg, sizes, stops, ctli) -> bool:
 
 
 @njit(cache=True, _nrt=False)
-def env_reset_nb(state, saved, fresh, bars, signals, params, tgt, sld, ctl, ctli, cfg, ring,
-                 t0: int, t_end: int) -> int:
+def env_reset_nb(state, fresh, bars, params, tgt, sld, ctl, ctli, cfg, ring, t0: int,
+                 t_end: int) -> int:
     """Start an episode at bar ``t0`` (flat, initial cash): clear the decision buffers, fill
     the account window with the flat account, step bar ``t0`` up to its close (the first
     observation; no decision yet). The episode is truncated when the observation reaches bar ``t_end``."""
@@ -334,7 +335,7 @@ def env_reset_nb(state, saved, fresh, bars, signals, params, tgt, sld, ctl, ctli
 
 
 @njit(cache=True, _nrt=False)
-def env_step_nb(state, saved, bars, signals, params, tgt, sld, atr, act, ctl, ctli, cfg,
+def env_step_nb(state, prev_pos, bars, signals, params, tgt, sld, atr, act, ctl, ctli, cfg,
                 sizes, stops, ring) -> int:
     """One agent step: the action is the decision at the close of bar ``t = ctli[I_T]``.
 
@@ -342,7 +343,9 @@ def env_step_nb(state, saved, bars, signals, params, tgt, sld, atr, act, ctl, ct
     into row ``t`` of ``tgt`` / ``sld`` (the writable memory behind ``signals.target`` /
     ``signals.sl_dist``), ends bar ``t`` with it (:func:`close_decision_nb`), steps bar
     ``t + 1`` to its close (its open fills the order) and appends the account at ``t + 1``'s
-    close. Sets the reward (``ctl[F_REWARD]``), turnover, liquidation / termination /
+    close. ``prev_pos`` (``[N, ≥ 1]``, scratch): column ``P_SIZE`` receives the positions
+    before the step (for the turnover). Sets the reward (``ctl[F_REWARD]``), turnover,
+    liquidation / termination /
     truncation flags and ``ctli[I_T] = t + 1``. Returns :data:`RC_OK`,
     :data:`RC_NEED_ROOM` (nothing changed; grow the buffers) or :data:`RC_BAD_ACTION`.
     """
@@ -353,7 +356,7 @@ def env_step_nb(state, saved, bars, signals, params, tgt, sld, atr, act, ctl, ct
         return RC_BAD_ACTION
     n = state.pos.shape[0]
     for i in range(n):
-        saved.pos[i, P_SIZE] = state.pos[i, P_SIZE]
+        prev_pos[i, P_SIZE] = state.pos[i, P_SIZE]
     close_decision_nb(state, t, bars, signals, params, state.acct[A_EQUITY])
     nf = state.counters[C_FILLS]
     bar_nb(state, t + 1, bars, params)
@@ -365,7 +368,7 @@ def env_step_nb(state, saved, bars, signals, params, tgt, sld, atr, act, ctl, ct
     turnover = 0.0
     if e > 0.0:
         for i in range(n):
-            turnover += abs(state.pos[i, P_SIZE] - saved.pos[i, P_SIZE]) * state.pos[i, P_LAST]
+            turnover += abs(state.pos[i, P_SIZE] - prev_pos[i, P_SIZE]) * state.pos[i, P_LAST]
         turnover /= e
     dd_prev = ctl[F_DD]
     _account_row_nb(state, t + 1, ctl, ctli, cfg, ring)
@@ -427,13 +430,28 @@ def _info_nb(state, t: int, ctl, ctli, info) -> None:
     info[V_BANKRUPT] = state.counters[C_BANKRUPT]
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _bars_of_nb(pack):
+    """:class:`~quantum_trading.sim.state.BarArrays` as views of ``pack [8, T, N]`` (the
+    fields in order), so one array crosses into the kernel instead of eight."""
+    return BarArrays(pack[0], pack[1], pack[2], pack[3], pack[4], pack[5], pack[6], pack[7])
+
+
 @njit(cache=True, _nrt=False)
-def env_step_obs_nb(state, saved, bars, signals, params, tgt, sld, atr, act, ctl, ctli, cfg,
-                    sizes, stops, ring, feats, out_market, out_account, info) -> int:
-    """:func:`env_step_nb`, then the observation into ``out_market`` / ``out_account`` and
-    the step's numbers into the ``V_*`` info vector ``info`` (the single env's one call)."""
-    code = env_step_nb(state, saved, bars, signals, params, tgt, sld, atr, act, ctl, ctli, cfg,
-                       sizes, stops, ring)
+def env_step_obs_nb(state, prev_pos, bars_pack, nan_row, params, tgt, sld, atr, act, ctl, ctli,
+                    cfg, sizes, stops, ring, feats, out_market, out_account, info) -> int:
+    """The single env's one call per step: :func:`env_step_nb`, then the observation into
+    ``out_market`` / ``out_account`` and the step's numbers into the ``V_*`` info vector
+    ``info``.
+
+    Its arguments are packed to keep the per-call unboxing small (each array costs tens of
+    nanoseconds to cross from Python): the bars as one ``[8, T, N]`` array, the signals built
+    here from the target and stop-distance buffers with ``nan_row`` (``[1, N]`` NaN) for the
+    stop inputs the env never uses."""
+    signals = SignalArrays(tgt, nan_row, sld, nan_row, nan_row, nan_row, nan_row, nan_row,
+                           nan_row)
+    code = env_step_nb(state, prev_pos, _bars_of_nb(bars_pack), signals, params, tgt, sld, atr,
+                       act, ctl, ctli, cfg, sizes, stops, ring)
     if code == RC_OK:
         gather_obs_nb(feats, ctli[I_T], ring, ctli[I_RING], out_market, out_account)
         _info_nb(state, ctli[I_T], ctl, ctli, info)
@@ -441,11 +459,11 @@ def env_step_obs_nb(state, saved, bars, signals, params, tgt, sld, atr, act, ctl
 
 
 @njit(cache=True, _nrt=False)
-def env_reset_obs_nb(state, saved, fresh, bars, signals, params, tgt, sld, ctl, ctli, cfg, ring,
-                     t0: int, t_end: int, feats, out_market, out_account, info) -> int:
+def env_reset_obs_nb(state, fresh, bars_pack, params, tgt, sld, ctl, ctli, cfg, ring, t0: int,
+                     t_end: int, feats, out_market, out_account, info) -> int:
     """:func:`env_reset_nb`, then the first observation and info vector as
     :func:`env_step_obs_nb`."""
-    code = env_reset_nb(state, saved, fresh, bars, signals, params, tgt, sld, ctl, ctli, cfg,
+    code = env_reset_nb(state, fresh, _bars_of_nb(bars_pack), params, tgt, sld, ctl, ctli, cfg,
                         ring, t0, t_end)
     if code == RC_OK:
         gather_obs_nb(feats, ctli[I_T], ring, ctli[I_RING], out_market, out_account)

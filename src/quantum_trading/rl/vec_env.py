@@ -105,13 +105,12 @@ class PerpetualFuturesVecEnv(VecEnv):
 
     def _bind(self) -> None:
         c = self._core
-        head = (c.states, c.saved)
-        common = (c.bars, c.sig, c.params, c.tgt_w, c.tgt_ro, c.sld_w, c.sld_ro)
         out = (self._active, self._codes, self._market, self._account)
-        self._step_args = (*head, *common, c.atr, self._acts, c.ctl, c.ctli, c.cfg, c.sizes,
+        self._step_args = (c.states, c.prev_pos, c.bars, c.sig, c.params, c.tgt_w, c.tgt_ro,
+                           c.sld_w, c.sld_ro, c.atr, self._acts, c.ctl, c.ctli, c.cfg, c.sizes,
                            c.stops, c.rings, c.feats, *out)
-        self._reset_args = (*head, c.fresh, *common, c.ctl, c.ctli, c.cfg, c.rings, c.feats,
-                            self._starts, self._ends, *out)
+        self._reset_args = (c.states, c.fresh, c.bars, c.params, c.tgt_w, c.sld_w, c.ctl, c.ctli,
+                            c.cfg, c.rings, c.feats, self._starts, self._ends, *out)
         self._step_fn = bound_kernel(batch_step_nb, *self._step_args)
         self._reset_fn = bound_kernel(batch_reset_nb, *self._reset_args)
 
