@@ -1,8 +1,10 @@
 """What the library strategies share: direction / size / stop parameters, input checks, the
 per-asset dispatch and the entry/exit state machine.
 
-A library rule defines four boolean event Series on one asset's bars (long entry, long exit,
-short entry, short exit) and a "ready" mask (its indicators are warm). This module turns them
+A library rule defines four boolean event arrays on one asset's bars (long entry, long exit,
+short entry, short exit) and a "ready" mask (its indicators are warm), computed on numpy arrays
+with the indicator kernels (``*_nb``): the live trader calls a strategy on every bar, and
+pandas' per-operation overhead would cost more than the rule itself. This module turns them
 into a clean position series ``{-1, 0, +1} × size`` with
 :func:`~quantum_trading.strategies.positions_nb.position_from_entries_exits_nb` (0 during the
 warm-up; entries only where the rule, and the ATR of ATR-based stops, are ready), and builds
@@ -11,6 +13,7 @@ the stop-loss / take-profit :class:`~quantum_trading.domain.StopSpec`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -19,7 +22,8 @@ import pandas as pd
 
 from quantum_trading.domain import Signals, StopSpec
 from quantum_trading.errors import ConfigError, DataError
-from quantum_trading.features import atr
+from quantum_trading.features._validation import check_series
+from quantum_trading.features.volatility_nb import atr_nb
 from quantum_trading.strategies.base import (
     CategoricalParam,
     Constraint,
@@ -40,7 +44,9 @@ __all__ = [
     "AssetSignals",
     "Events",
     "LibraryStrategy",
+    "float_columns",
     "ohlcv_frame",
+    "shift_one",
 ]
 
 DIRECTION_PARAM = CategoricalParam(
@@ -75,6 +81,7 @@ STOP_CONSTRAINTS = (
 )
 
 _OHLCV = ("open", "high", "low", "close", "volume")
+_ATR_INPUTS = ("high", "low", "close")
 
 
 def ohlcv_frame(frame: Any, strategy: str, columns: tuple[str, ...] = _OHLCV) -> pd.DataFrame:
@@ -96,34 +103,82 @@ def ohlcv_frame(frame: Any, strategy: str, columns: tuple[str, ...] = _OHLCV) ->
     return frame
 
 
-class Events(NamedTuple):
-    """Boolean event Series of one asset (same index) and the rule's warm-up mask."""
+def float_columns(frame: pd.DataFrame, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """The columns ``names`` of a checked ``frame`` as contiguous float64 arrays (NA -> NaN),
+    as the indicator API converts its inputs.
 
-    long_entry: pd.Series
-    long_exit: pd.Series
-    short_entry: pd.Series
-    short_exit: pd.Series
-    ready: pd.Series
+    Read through ``frame.to_numpy()``, which is free for the usual all-float64 frame (one
+    block, as the live trader's window), instead of building a Series per column (about
+    15 µs each). Frames holding other dtypes (NA-able, text) are converted column by column.
+    """
+    values = frame.to_numpy()
+    if values.dtype == np.float64:
+        locs = [frame.columns.get_loc(name) for name in names]
+        if all(isinstance(loc, int) for loc in locs):
+            return tuple(np.ascontiguousarray(values[:, loc]) for loc in locs)
+    return tuple(check_series(frame[name], name) for name in names)
+
+
+def shift_one(x: np.ndarray) -> np.ndarray:
+    """``x`` one bar later along its last axis (NaN at bar 0), as pandas' ``shift(1)``."""
+    out = np.empty_like(x)
+    out[..., :1] = np.nan
+    out[..., 1:] = x[..., :-1]
+    return out
+
+
+class Events(NamedTuple):
+    """Boolean event arrays of one asset (one value per bar) and the rule's warm-up mask."""
+
+    long_entry: np.ndarray
+    long_exit: np.ndarray
+    short_entry: np.ndarray
+    short_exit: np.ndarray
+    ready: np.ndarray
 
 
 class AssetSignals(NamedTuple):
-    """One asset's target and stops, before the assets are put together."""
+    """One asset's target (float64 array, one value per bar) and stops, before the assets
+    are put together."""
 
-    target: pd.Series
+    target: np.ndarray
     stop_loss: StopSpec | None
     take_profit: StopSpec | None
 
 
-def _bools(x: pd.Series) -> np.ndarray:
-    return np.ascontiguousarray(x.to_numpy(dtype=np.bool_, na_value=False))
+def _bools(x: np.ndarray | pd.Series) -> np.ndarray:
+    """A contiguous bool array (a Series' missing values are False)."""
+    if isinstance(x, pd.Series):
+        x = x.to_numpy(dtype=np.bool_, na_value=False)
+    return np.ascontiguousarray(x, dtype=np.bool_)
 
 
-def _stop(pct: float, atr_mult: float, atr_values: pd.Series | None) -> StopSpec | None:
+def _atr_stops(p: Mapping[str, Any]) -> bool:
+    return p.get("stop_loss_atr", 0.0) > 0 or p.get("take_profit_atr", 0.0) > 0
+
+
+def _stop(pct: float, atr_mult: float, atr_values: np.ndarray | None, index: pd.Index,
+          name: str) -> StopSpec | None:
+    """A % stop, or ``atr_mult`` × the ATR at the decision bar (``atr_values``: NaN where
+    the ATR is not > 0, i.e. no stop), as :meth:`StopSpec.atr` makes it."""
     if pct > 0:
         return StopSpec.fraction(pct / 100.0)
     if atr_mult > 0 and atr_values is not None:
-        return StopSpec.atr(atr_mult, atr_values.where(atr_values > 0))
+        return StopSpec.distance(pd.Series(atr_values * float(atr_mult), index=index, name=name))
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    return pd.Index(list(names))
+
+
+def _target_frame(targets: list[np.ndarray], index: pd.Index, names: list[str]) -> pd.DataFrame:
+    """The targets as one column per asset. Building a text column index costs about 30 µs,
+    so each is built once and the frame gets a (shallow, cheap) copy of it."""
+    values = targets[0].reshape(-1, 1) if len(targets) == 1 else np.column_stack(targets)
+    return pd.DataFrame(values, index=index, columns=_column_index(tuple(names)).copy(),
+                        copy=False)
 
 
 def _combine_stops(specs: list[StopSpec | None], symbols: list[str], index: pd.Index
@@ -158,19 +213,26 @@ class LibraryStrategy:
         return f"{type(self).__name__}(name={self.name!r})"
 
     def events(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> Events:
-        """The rule's events on one asset's bars (all known at bar t's close)."""
+        """The rule's events on one asset's bars (all known at bar t's close), as arrays."""
         raise NotImplementedError
 
     def asset_signals(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> AssetSignals:
-        """Target and stops of one asset: the entry/exit state machine on :meth:`events`."""
+        """Target and stops of one asset: the entry/exit state machine on :meth:`events`.
+
+        ``frame`` has been checked by :meth:`signals` (the rule's columns, and high, low and
+        close for ATR-based stops).
+        """
         ev = self.events(frame, p)
         atr_values = None
-        ready = ev.ready
-        if p.get("stop_loss_atr", 0.0) > 0 or p.get("take_profit_atr", 0.0) > 0:
-            ohlcv_frame(frame, self.name, ("high", "low", "close"))
-            atr_values = atr(frame["high"], frame["low"], frame["close"], p["atr_period"])
-            ready = ready & atr_values.gt(0.0)
-        ok = _bools(ready)
+        atr_name = ""
+        ok = _bools(ev.ready)
+        if _atr_stops(p):
+            period = int(p["atr_period"])
+            values = atr_nb(*float_columns(frame, _ATR_INPUTS), period, np.empty(len(frame)))
+            positive = values > 0.0
+            ok = ok & positive
+            atr_values = np.where(positive, values, np.nan)
+            atr_name = f"atr_{period}"
         direction = p.get("direction", "long")
         zeros = np.zeros(len(frame), dtype=np.bool_)
         long_entry = _bools(ev.long_entry) & ok if direction != "short" else zeros
@@ -178,10 +240,11 @@ class LibraryStrategy:
         pos = position_from_entries_exits_nb(
             long_entry, _bools(ev.long_exit), short_entry, _bools(ev.short_exit)
         )
-        target = pd.Series(pos * float(p.get("size", 1.0)) + 0.0, index=frame.index,
-                           name=target_column(frame, self.name))
-        sl = _stop(p.get("stop_loss_pct", 0.0), p.get("stop_loss_atr", 0.0), atr_values)
-        tp = _stop(p.get("take_profit_pct", 0.0), p.get("take_profit_atr", 0.0), atr_values)
+        target = pos * float(p.get("size", 1.0)) + 0.0
+        sl = _stop(p.get("stop_loss_pct", 0.0), p.get("stop_loss_atr", 0.0), atr_values,
+                   frame.index, atr_name)
+        tp = _stop(p.get("take_profit_pct", 0.0), p.get("take_profit_atr", 0.0), atr_values,
+                   frame.index, atr_name)
         return AssetSignals(target, sl, tp)
 
     def signals(self, data: MarketData, **params: Any) -> Signals:
@@ -192,24 +255,26 @@ class LibraryStrategy:
         their defaults; unknown or out-of-range ones raise :class:`ConfigError`.
         """
         p = self.params.validate(params)
+        columns = self.required_columns
+        if _atr_stops(p):
+            columns += tuple(c for c in _ATR_INPUTS if c not in columns)
         if isinstance(data, Mapping):
             if len(data) == 0:
                 raise ConfigError(f"strategy {self.name!r}: no assets in data")
             symbols = [str(s) for s in data]
-            frames = [ohlcv_frame(f, self.name, self.required_columns) for f in data.values()]
+            frames = [ohlcv_frame(f, self.name, columns) for f in data.values()]
             index = frames[0].index
             for sym, f in zip(symbols[1:], frames[1:], strict=True):
                 if not f.index.equals(index):
                     raise DataError(f"strategy {self.name!r}: bar index differs from "
                                     f"{symbols[0]}'s", source=sym)
             per_asset = [self.asset_signals(f, p) for f in frames]
-            target = pd.DataFrame({sym: a.target.to_numpy() for sym, a in
-                                   zip(symbols, per_asset, strict=True)}, index=index)
             return Signals(
-                target,
+                _target_frame([a.target for a in per_asset], index, symbols),
                 stop_loss=_combine_stops([a.stop_loss for a in per_asset], symbols, index),
                 take_profit=_combine_stops([a.take_profit for a in per_asset], symbols, index),
             )
-        frame = ohlcv_frame(data, self.name, self.required_columns)
+        frame = ohlcv_frame(data, self.name, columns)
         one = self.asset_signals(frame, p)
-        return Signals(one.target, stop_loss=one.stop_loss, take_profit=one.take_profit)
+        target = _target_frame([one.target], frame.index, [target_column(frame, self.name)])
+        return Signals(target, stop_loss=one.stop_loss, take_profit=one.take_profit)

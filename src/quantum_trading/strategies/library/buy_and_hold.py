@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantum_trading.strategies.base import ParamSpace, target_column
+from quantum_trading.strategies.base import ParamSpace
 from quantum_trading.strategies.library._common import SIZE_PARAM, AssetSignals, LibraryStrategy
 
 __all__ = ["BuyAndHold", "buy_and_hold"]
@@ -38,9 +38,7 @@ class BuyAndHold(LibraryStrategy):
 
     def asset_signals(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> AssetSignals:
         """``size`` at every bar; no stops."""
-        target = pd.Series(np.full(len(frame), float(p["size"])), index=frame.index,
-                           name=target_column(frame, self.name))
-        return AssetSignals(target, None, None)
+        return AssetSignals(np.full(len(frame), float(p["size"])), None, None)
 
 
 buy_and_hold = BuyAndHold()

@@ -22,9 +22,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from quantum_trading.features import bollinger_bands, rsi
+from quantum_trading.features.oscillators_nb import rsi_nb
+from quantum_trading.features.volatility_nb import bbands_nb
 from quantum_trading.strategies.base import FloatParam, IntParam, ParamSpace
 from quantum_trading.strategies.library._common import (
     DIRECTION_PARAM,
@@ -33,6 +35,7 @@ from quantum_trading.strategies.library._common import (
     STOP_PARAMS,
     Events,
     LibraryStrategy,
+    float_columns,
 )
 
 __all__ = ["MeanReversion", "mean_reversion"]
@@ -75,16 +78,19 @@ class MeanReversion(LibraryStrategy):
 
     def events(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> Events:
         """Band-and-RSI entries, middle-band exits; see the module docstring."""
-        close = frame["close"]
-        bb = bollinger_bands(close, p["bb_period"], p["nbdev"], p["nbdev"])
-        r = rsi(close, p["rsi_period"])
-        thr = p["rsi_threshold"]
+        (close,) = float_columns(frame, ("close",))
+        n = close.shape[0]
+        nbdev = float(p["nbdev"])
+        upper, middle, lower, _, _ = bbands_nb(close, int(p["bb_period"]), nbdev, nbdev,
+                                               np.empty((5, n)))
+        r = rsi_nb(close, int(p["rsi_period"]), np.empty(n))
+        thr = float(p["rsi_threshold"])
         return Events(
-            long_entry=(close < bb["bb_lower"]) & (r < thr),
-            long_exit=close > bb["bb_middle"],
-            short_entry=(close > bb["bb_upper"]) & (r > 100.0 - thr),
-            short_exit=close < bb["bb_middle"],
-            ready=bb["bb_middle"].notna() & r.notna(),
+            long_entry=(close < lower) & (r < thr),
+            long_exit=close > middle,
+            short_entry=(close > upper) & (r > 100.0 - thr),
+            short_exit=close < middle,
+            ready=~np.isnan(middle) & ~np.isnan(r),
         )
 
 

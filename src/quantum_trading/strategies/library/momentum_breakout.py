@@ -22,9 +22,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from quantum_trading.features import donchian_channel, sma
+from quantum_trading.features.averages_nb import sma_nb
+from quantum_trading.features.rolling_nb import donchian_nb
 from quantum_trading.strategies.base import FloatParam, IntParam, ParamSpace
 from quantum_trading.strategies.library._common import (
     DIRECTION_PARAM,
@@ -33,9 +35,19 @@ from quantum_trading.strategies.library._common import (
     STOP_PARAMS,
     Events,
     LibraryStrategy,
+    float_columns,
+    shift_one,
 )
 
 __all__ = ["MomentumBreakout", "momentum_breakout"]
+
+
+def _prior_channel(high: np.ndarray, low: np.ndarray, period: int) -> np.ndarray:
+    """Donchian channel rows (upper, middle, lower) of the ``period`` bars before each bar
+    (NaN until they exist)."""
+    out = np.empty((3, high.shape[0]))
+    donchian_nb(high, low, period, out)
+    return shift_one(out)
 
 
 class MomentumBreakout(LibraryStrategy):
@@ -77,17 +89,17 @@ class MomentumBreakout(LibraryStrategy):
 
     def events(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> Events:
         """Breakout entries and channel exits; see the module docstring."""
-        high, low, close = frame["high"], frame["low"], frame["close"]
-        entry = donchian_channel(high, low, p["lookback"]).shift(1)
-        exit_ = donchian_channel(high, low, p["exit_lookback"]).shift(1)
-        vol_mean = sma(frame["volume"], p["volume_period"]).shift(1)
-        heavy = frame["volume"] > p["volume_factor"] * vol_mean
-        ready = entry["dc_upper"].notna() & exit_["dc_upper"].notna() & vol_mean.notna()
+        high, low, close, volume = float_columns(frame, ("high", "low", "close", "volume"))
+        entry = _prior_channel(high, low, int(p["lookback"]))
+        exit_ = _prior_channel(high, low, int(p["exit_lookback"]))
+        vol_mean = shift_one(sma_nb(volume, int(p["volume_period"]), np.empty(close.shape[0])))
+        heavy = volume > float(p["volume_factor"]) * vol_mean
+        ready = ~np.isnan(entry[0]) & ~np.isnan(exit_[0]) & ~np.isnan(vol_mean)
         return Events(
-            long_entry=(close > entry["dc_upper"]) & heavy,
-            long_exit=close < exit_["dc_lower"],
-            short_entry=(close < entry["dc_lower"]) & heavy,
-            short_exit=close > exit_["dc_upper"],
+            long_entry=(close > entry[0]) & heavy,
+            long_exit=close < exit_[2],
+            short_entry=(close < entry[2]) & heavy,
+            short_exit=close > exit_[0],
             ready=ready,
         )
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from quantum_trading.features import ema
+from quantum_trading.features.averages_nb import ema_nb
 from quantum_trading.strategies.base import Constraint, IntParam, ParamSpace
 from quantum_trading.strategies.library._common import (
     DIRECTION_PARAM,
@@ -33,6 +34,8 @@ from quantum_trading.strategies.library._common import (
     STOP_PARAMS,
     Events,
     LibraryStrategy,
+    float_columns,
+    shift_one,
 )
 
 __all__ = ["TrendFollowing", "trend_following"]
@@ -70,15 +73,17 @@ class TrendFollowing(LibraryStrategy):
 
     def events(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> Events:
         """EMA-cross entries and exits; see the module docstring."""
-        close = frame["close"]
-        d = ema(close, p["fast"]) - ema(close, p["slow"])
-        prev = d.shift(1)
+        (close,) = float_columns(frame, ("close",))
+        n = close.shape[0]
+        d = (ema_nb(close, int(p["fast"]), np.empty(n))
+             - ema_nb(close, int(p["slow"]), np.empty(n)))
+        prev = shift_one(d)
         return Events(
-            long_entry=(d > 0) & (prev <= 0),
-            long_exit=d < 0,
-            short_entry=(d < 0) & (prev >= 0),
-            short_exit=d > 0,
-            ready=d.notna(),
+            long_entry=(d > 0.0) & (prev <= 0.0),
+            long_exit=d < 0.0,
+            short_entry=(d < 0.0) & (prev >= 0.0),
+            short_exit=d > 0.0,
+            ready=~np.isnan(d),
         )
 
 
