@@ -16,9 +16,10 @@ MODULES = [
     "sizing",
     "measures_nb",
 ]
+DOCTEST_MODULES = [*MODULES, "positions_snapshot", "stress", "stress_scenarios"]
 
 
-@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("module", DOCTEST_MODULES)
 def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(f"quantum_trading.risk.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
