@@ -12,8 +12,10 @@ data (then reset; reset time is included in every figure).
   ``ForexEnv`` on the same close series (``Close`` column), ``window_size=32``,
   ``frame_bound=(32, len)``, ``Discrete(2)`` random actions.
 * ``ours_batched_<n>``: :class:`quantum_trading.rl.vec_env.PerpetualFuturesVecEnv` with
-  ``n`` envs (one numba call per step for all), aggregate env-steps per second, SB3 auto-reset
-  included.
+  ``n`` envs on one thread (one numba call per step for all), aggregate env-steps per second,
+  SB3 auto-reset included; ``ours_batched_<n>_<k>threads``: the same with the default
+  ``n_threads`` (numba's thread count ``k``; chunks of at least 32 envs), when that splits the
+  envs.
 
 Goals (issue 7): single ≥ 1× gym-anytrading's steps/s; batched ≥ 10× it in aggregate.
 
@@ -24,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 import warnings
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -89,6 +93,7 @@ def main() -> None:
     _gym_loop(ours, ours_actions[:2000])  # warm-up (compiles / loads the kernels)
     out: dict[str, Any] = {
         "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
         "bars": len(bars), "window": WINDOW, "steps_per_round": args.steps,
         "single_steps_per_s": {
             "ours_single": round(_best(lambda: _gym_loop(ours, ours_actions), args.repeat)),
@@ -99,24 +104,32 @@ def main() -> None:
     single = out["single_steps_per_s"]
     ref = single["anytrading_stocks"]
     batched: dict[str, Any] = {}
+    n_threads = numba.get_num_threads()
     for n in (int(x) for x in args.batched.split(",")):
-        vec = PerpetualFuturesVecEnv({BTC: bars}, spec=spec, n_envs=n, config=EnvConfig(),
-                                     instruments=BINANCE_BTCUSDT_PERP, seed=0)
         n_steps = max(200, args.steps // n)
         acts = rng.uniform(-1, 1, (n_steps, n, 1)).astype(np.float32)
-        vec.reset()
-        for k in range(len(bars) + 50):  # a pass over the data: record buffers at full size
-            vec.step(acts[k % n_steps])
+        for threads in sorted({1, n_threads}):
+            vec = PerpetualFuturesVecEnv({BTC: bars}, spec=spec, n_envs=n, config=EnvConfig(),
+                                         instruments=BINANCE_BTCUSDT_PERP, seed=0,
+                                         n_threads=threads)
+            k_used = vec.n_threads
+            if threads > 1 and k_used == 1:
+                continue  # too few envs to split: the same as one thread
+            vec.reset()
+            for k in range(len(bars) + 50):  # a pass over the data: buffers at full size
+                vec.step(acts[k % n_steps])
 
-        def run(vec: PerpetualFuturesVecEnv = vec, acts: np.ndarray = acts) -> float:
-            t0 = time.perf_counter()
-            for a in acts:
-                vec.step(a)
-            return acts.shape[0] * acts.shape[1] / (time.perf_counter() - t0)
+            def run(vec: PerpetualFuturesVecEnv = vec, acts: np.ndarray = acts) -> float:
+                t0 = time.perf_counter()
+                for a in acts:
+                    vec.step(a)
+                return acts.shape[0] * acts.shape[1] / (time.perf_counter() - t0)
 
-        rate = _best(run, args.repeat)
-        batched[f"ours_batched_{n}"] = {"aggregate_steps_per_s": round(rate),
-                                        "x_anytrading_stocks": round(rate / ref, 2)}
+            rate = _best(run, args.repeat)
+            vec.close()
+            name = f"ours_batched_{n}" if k_used == 1 else f"ours_batched_{n}_{k_used}threads"
+            batched[name] = {"aggregate_steps_per_s": round(rate),
+                             "x_anytrading_stocks": round(rate / ref, 2)}
     out["batched"] = batched
     out["ratios"] = {
         "single_x_anytrading_stocks": round(single["ours_single"] / ref, 2),

@@ -11,6 +11,7 @@ pytest.importorskip("stable_baselines3")
 
 from stable_baselines3.common.vec_env import VecNormalize
 
+from quantum_trading.errors import ConfigError
 from quantum_trading.rl.env import EnvConfig, PerpetualFuturesEnv
 from quantum_trading.rl.spec import EnvSpec
 from quantum_trading.rl.vec_env import PerpetualFuturesVecEnv
@@ -62,3 +63,31 @@ def test_sb3_wrappers_accept_it(real_bars: dict[str, pd.DataFrame]) -> None:
     for _ in range(25):
         obs, rewards, _, _ = vec.step(np.zeros((3, 1), dtype=np.float32))
     assert np.isfinite(obs["account"]).all() and rewards.shape == (3,)
+
+
+def test_thread_count_changes_nothing(real_bars: dict[str, pd.DataFrame]) -> None:
+    """70 envs run as one chunk (1 thread) or as 2 chunks on 2 threads: same numbers."""
+    spec = EnvSpec(symbols=(BTC, ETH), timeframe="1h", window=8, account_window=4)
+    config = EnvConfig(episode_bars=40)
+    n, steps = 70, 90  # 2 chunks of >= 32 envs; every env ends an episode twice
+    actions = np.random.default_rng(3).uniform(-1, 1, (steps, n, 2)).astype(np.float32)
+    runs = []
+    for threads in (1, 2):
+        vec = PerpetualFuturesVecEnv(real_bars, spec=spec, n_envs=n, config=config, seed=7,
+                                     n_threads=threads)
+        assert vec.n_threads == threads
+        out = [vec.reset()["account"]]
+        for k in range(steps):
+            obs, rew, done, infos = vec.step(actions[k])
+            out += [obs["market"], obs["account"], rew, done,
+                    np.array([info["equity_usd"] for info in infos])]
+        vec.close()
+        runs.append(out)
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_n_threads_is_checked(real_bars: dict[str, pd.DataFrame]) -> None:
+    with pytest.raises(ConfigError, match="n_threads"):
+        PerpetualFuturesVecEnv({BTC: real_bars[BTC]}, spec=EnvSpec(symbols=(BTC,), timeframe="1h"),
+                               n_envs=2, n_threads=0)

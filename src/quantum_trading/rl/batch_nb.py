@@ -46,15 +46,18 @@ def _signals_at_nb(sig, tgt_ro, sld_ro, i: int):
                         sig.tp_dist, sig.tp_price, sig.trail_frac, sig.trail_dist)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, nogil=True)
 def batch_step_nb(states, prev_pos, bars, sig, params, tgt_w, tgt_ro, sld_w, sld_ro, atr, acts,
                   ctl, ctli, cfg, sizes, stops, rings, feats, active, codes, out_market,
-                  out_account) -> int:
-    """Step every env ``i`` with ``active[i] != 0`` by its action ``acts[i]``; write its
-    return code into ``codes[i]`` and, on success, its observation into ``out_market[i]`` /
-    ``out_account[i]``. Returns the number of envs that did not succeed."""
+                  out_account, lo: int, hi: int) -> int:
+    """Step every env ``i`` in ``[lo, hi)`` with ``active[i] != 0`` by its action ``acts[i]``;
+    write its return code into ``codes[i]`` and, on success, its observation into
+    ``out_market[i]`` / ``out_account[i]``. Returns the number of envs that did not succeed.
+
+    Env ``i`` reads the shared inputs and writes only its own rows, so disjoint ranges may run
+    at once on several threads (the GIL is released)."""
     failed = 0
-    for i in range(acts.shape[0]):
+    for i in range(lo, hi):
         if active[i] == 0:
             continue
         code = env_step_nb(state_at_nb(states, i), prev_pos[i], bars,
@@ -69,14 +72,15 @@ def batch_step_nb(states, prev_pos, bars, sig, params, tgt_w, tgt_ro, sld_w, sld
     return failed
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, nogil=True)
 def batch_reset_nb(states, fresh, bars, params, tgt_w, sld_w, ctl, ctli, cfg, rings, feats,
-                   starts, ends, active, codes, out_market, out_account) -> int:
-    """Start a new episode at bar ``starts[i]`` (truncated at ``ends[i]``) for every env with
-    ``active[i] != 0`` and gather its first observation; codes and result as
-    :func:`batch_step_nb`."""
+                   starts, ends, active, codes, out_market, out_account, lo: int,
+                   hi: int) -> int:
+    """Start a new episode at bar ``starts[i]`` (truncated at ``ends[i]``) for every env ``i``
+    in ``[lo, hi)`` with ``active[i] != 0`` and gather its first observation; codes, result
+    and threading as :func:`batch_step_nb`."""
     failed = 0
-    for i in range(starts.shape[0]):
+    for i in range(lo, hi):
         if active[i] == 0:
             continue
         code = env_reset_nb(state_at_nb(states, i), fresh, bars, params, tgt_w[i], sld_w[i],

@@ -53,6 +53,10 @@ from quantum_trading.sim.records import P_SIZE
 __all__ = ["EnvConfig", "PerpetualFuturesEnv", "action_error"]
 
 _DEFAULT_CONFIG = EnvConfig()
+# step() unpacks the info vector in this order
+if (V_EQUITY, V_FEES, V_FUNDING, V_TURNOVER, V_REWARD, V_BAR, V_TERMINATED, V_TRUNCATED,
+        V_LIQUIDATED, V_BANKRUPT) != tuple(range(N_INFO)):  # pragma: no cover
+    raise ImportError("rl.env: the V_* info layout of rl.env_nb changed; update step()")
 
 
 def action_error(spec: EnvSpec, action: np.ndarray, bad: int, where: str) -> ConfigError:
@@ -135,6 +139,7 @@ class PerpetualFuturesEnv(gym.Env):
         self._market = np.zeros(spec.market_shape, dtype=np.float32)
         self._account = np.zeros(spec.account_shape, dtype=np.float32)
         self._info_vec = np.zeros(N_INFO)
+        self._times = core.times
         self._ready = False
         self._bind()
 
@@ -188,31 +193,39 @@ class PerpetualFuturesEnv(gym.Env):
             raise ConfigError(f"PerpetualFuturesEnv.step: action shape {act.shape}, expected "
                               f"{self._act_shape} ({self.env_spec.action} action for "
                               f"{list(self.symbols)})")
-        self._act[:] = act
+        self._act[...] = act  # (``[...]`` copies faster than ``[:]``)
         code = self._step_fn(*self._step_args)
-        while code == RC_NEED_ROOM:
-            self._grow()
-            code = self._step_fn(*self._step_args)
-        if code == RC_BAD_ACTION:
-            raise action_error(self.env_spec, act, int(self._core.ctli[0, I_BAD]),
-                               "PerpetualFuturesEnv.step")
-        v = self._info_vec.tolist()
-        terminated = v[V_TERMINATED] != 0.0
-        truncated = v[V_TRUNCATED] != 0.0
+        if code:
+            while code == RC_NEED_ROOM:
+                self._grow()
+                code = self._step_fn(*self._step_args)
+            if code == RC_BAD_ACTION:
+                raise action_error(self.env_spec, act, int(self._core.ctli[0, I_BAD]),
+                                   "PerpetualFuturesEnv.step")
+        # the info vector in V_* order, unpacked at once (cheaper than indexing it)
+        equity, fees, funding, turnover, reward, bar, term, trunc, liq, bankrupt = (
+            self._info_vec.tolist())
+        terminated = term != 0.0
+        truncated = trunc != 0.0
         if terminated or truncated:
             self._ready = False
-        return self._obs(), v[V_REWARD], terminated, truncated, self._info(v)
+        t = int(bar)
+        info = {"equity_usd": equity, "time": self._times[t], "bar": t,
+                "positions": self._sizes.copy(), "fees_usd": fees, "funding_usd": funding,
+                "turnover": turnover, "liquidated": liq != 0.0, "bankrupt": bankrupt != 0.0}
+        return ({"market": self._market.copy(), "account": self._account.copy()}, reward,
+                terminated, truncated, info)
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {"market": self._market.copy(), "account": self._account.copy()}
 
-    def _info(self, v: list[float] | None = None) -> dict[str, Any]:
-        if v is None:
-            v = self._info_vec.tolist()
+    def _info(self) -> dict[str, Any]:
+        """The info dict of the current observation (see :meth:`step`)."""
+        v = self._info_vec.tolist()
         t = int(v[V_BAR])
         return {
             "equity_usd": v[V_EQUITY],
-            "time": self._core.times[t],
+            "time": self._times[t],
             "bar": t,
             "positions": self._sizes.copy(),
             "fees_usd": v[V_FEES],
