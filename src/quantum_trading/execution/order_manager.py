@@ -91,6 +91,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_UTC_TZ = pd.Timestamp(0, tz="UTC").tzinfo  # the tz object of pandas' UTC stamps
 
 S = OrderState
 
@@ -155,8 +156,12 @@ class OrderManager:
 
     # -- reading ---------------------------------------------------------------------------
     def now(self) -> pd.Timestamp:
-        """The clock's time (tz-aware UTC)."""
-        t = pd.Timestamp(self.clock())
+        """The clock's time (tz-aware UTC). Called several times an order: a clock that
+        already returns UTC ``pd.Timestamp`` s (the trader's) costs ~0.3 µs, others ~5 µs."""
+        t = self.clock()
+        if type(t) is pd.Timestamp and t.tzinfo is _UTC_TZ:
+            return t
+        t = pd.Timestamp(t)
         if t.tz is None:
             raise ConfigError("OrderManager: the clock must return tz-aware UTC timestamps")
         return t.tz_convert("UTC")
@@ -654,7 +659,8 @@ class OrderManager:
         detail = self._text(detail)
         event = OrderEvent(self.now(), order.client_order_id, kind, order.state, detail)
         self.events.append(event)
-        log.debug("%s %s [%s] %s", order.client_order_id, kind, order.state.value, detail)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s [%s] %s", order.client_order_id, kind, order.state.value, detail)
         return event
 
     def _error(self, order: ManagedOrder, detail: str) -> None:

@@ -30,7 +30,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from quantum_trading.domain import Instrument, Signals, StopSpec
@@ -44,6 +43,7 @@ __all__ = [
     "OrderPlan",
     "exit_levels",
     "exit_rules",
+    "exit_rules_of",
     "plan_orders",
     "read_targets",
     "reference_equity",
@@ -368,11 +368,19 @@ def _spec_value(spec: StopSpec | None, symbol: str, n_symbols: int) -> tuple[str
 
 def exit_rules(signals: Signals, symbol: str, n_symbols: int) -> ExitRules:
     """The stop-loss / take-profit / trailing rules of ``signals``' last bar for ``symbol``."""
+    return exit_rules_of(signals.stop_loss, signals.take_profit, signals.trailing_stop,
+                         symbol, n_symbols)
+
+
+def exit_rules_of(stop_loss: StopSpec | None, take_profit: StopSpec | None,
+                  trailing_stop: StopSpec | None, symbol: str, n_symbols: int) -> ExitRules:
+    """:func:`exit_rules` from the three specs themselves (a spec's value: a number, a
+    Series of the one asset, or a DataFrame with a column per symbol; its last row is read).
+    """
     values: dict[str, float] = {}
-    for prefix, spec in (("sl", signals.stop_loss), ("tp", signals.take_profit),
-                         ("trail", signals.trailing_stop)):
+    for prefix, spec in (("sl", stop_loss), ("tp", take_profit), ("trail", trailing_stop)):
         kind, v = _spec_value(spec, symbol, n_symbols)
-        if kind and np.isfinite(v) and v > 0:
+        if kind and math.isfinite(v) and v > 0:
             key = {"fraction": "frac", "distance": "dist", "price": "price"}[kind]
             values[f"{prefix}_{key}"] = v
     return ExitRules(**values)
