@@ -236,9 +236,9 @@ class Backtest:
         return (f"Backtest(strategy={self.strategy.name!r}, symbols={list(self.symbols)}, "
                 f"params={self.params})")
 
-    def _data(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
-        """What strategies see: the frame for one symbol (``attrs["symbol"]`` set), else the
-        dict."""
+    def strategy_data(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """What the strategy sees in :meth:`run`: the frame for one symbol (``attrs["symbol"]``
+        set), else the dict symbol → frame."""
         if len(self.symbols) == 1:
             sym = self.symbols[0]
             frame = self.bars[sym]
@@ -275,7 +275,7 @@ class Backtest:
         DataError, ConfigError
             The simulator rejected the bars or the settings.
         """
-        data = self._data()
+        data = self.strategy_data()
         signals = self.strategy.signals(data, **self.params)
         sim = self._simulate(data, signals, risk=self.risk)
         bench = None

@@ -72,18 +72,6 @@ class TrialOutcome:
     samples: np.ndarray | None
 
 
-def _frame_for(bt: Any) -> Any:
-    """What the strategy sees in a Backtest (the one frame with its symbol, or the dict)."""
-    if len(bt.symbols) == 1:
-        sym = bt.symbols[0]
-        frame = bt.bars[sym]
-        if frame.attrs.get("symbol") != sym:
-            frame = frame.copy()
-            frame.attrs["symbol"] = sym
-        return frame
-    return dict(bt.bars)
-
-
 def evaluate_trial(job: SweepJob, item: tuple[dict[str, Any], str, int,
                                                Callable[[int, float], bool] | Sequence[float]
                                                | None, str]) -> TrialOutcome:
@@ -99,7 +87,7 @@ def evaluate_trial(job: SweepJob, item: tuple[dict[str, Any], str, int,
     """
     params, objective, n_steps, prune, direction = item
     bt = job.backtest(params)
-    data = _frame_for(bt)
+    data = bt.strategy_data()
     signals = bt.strategy.signals(data, **bt.params)
     prep = sim_prepare(data, signals, instruments=bt.instruments, costs=bt.costs,
                        account=bt.account, funding=bt.funding, mark=bt.mark)

@@ -33,9 +33,7 @@ from typing import Any
 
 import numba
 import numpy as np
-import pandas as pd
 
-from quantum_trading.backtest import Backtest
 from quantum_trading.backtest import metrics as m
 from quantum_trading.data.timeframes import YEAR
 from quantum_trading.domain import Signals
@@ -60,16 +58,6 @@ class ChunkResult:
     stats: np.ndarray  # [n, len(TABLE_STATS)] float64
     per_bar_sharpe: np.ndarray  # [n]
     samples: np.ndarray  # [n, len(sample_idx)] equity at the sampled bars
-
-
-def _strategy_frame(bt: Backtest) -> pd.DataFrame:
-    """The frame strategies see in a one-asset backtest (``attrs["symbol"]`` set)."""
-    sym = bt.symbols[0]
-    frame = bt.bars[sym]
-    if frame.attrs.get("symbol") != sym:
-        frame = frame.copy()
-        frame.attrs["symbol"] = sym
-    return frame
 
 
 def _stats_row(raw: np.ndarray, initial: float, ppy: float, years: float
@@ -135,7 +123,7 @@ def _evaluate_batched(job: SweepJob, indices: np.ndarray, n_threads: int | None,
                       progress: Callable[[int], None] | None) -> ChunkResult:
     sets = [job.param_sets[i] for i in indices]
     bt = job.backtest(sets[0])
-    frame = _strategy_frame(bt)
+    frame = bt.strategy_data()
     template_signals: Signals = job.strategy.signals(frame, **bt.params)
     prep = prepare(frame, template_signals, instruments=bt.instruments, costs=bt.costs,
                    account=bt.account, funding=bt.funding, mark=bt.mark)
