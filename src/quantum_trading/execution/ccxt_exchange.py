@@ -1,15 +1,16 @@
 """The ccxt adapter: the :class:`~quantum_trading.execution.protocol.Exchange` protocol for any
 ccxt exchange with USDT-margined perpetuals (``ccxt.async_support``), Binance USDⓈ-M first.
 
-This is one of the two modules that touch the network (with the data downloader). Keys come
-only from environment variables whose *names* are given; their values are never logged nor
-quoted in errors (:func:`~.ccxt_convert.redact`).
+This adapter (with the modules it is made of: :mod:`~.ccxt_requests`, :mod:`~.ccxt_trades`,
+:mod:`~.ccxt_stops`) is one of the two places that touch the network (with the data
+downloader). Keys come only from environment variables whose *names* are given; their values
+are never logged nor quoted in errors (:func:`~.ccxt_convert.redact`).
 
 Retries
 -------
-Every request is tried up to :attr:`RetryConfig.max_attempts` times when it fails in a way
-that may go away — a network error, HTTP 429/418, 5xx — with exponential backoff and full
-jitter (``uniform(0, min(max_delay_s, base_delay_s · 2^k))`` before try k + 1). ccxt's own
+Every request goes through :class:`~.ccxt_requests.CcxtRequests`: tried up to
+:attr:`RetryConfig.max_attempts` times when it fails in a way that may go away — a network
+error, HTTP 429/418, 5xx — with exponential backoff and full jitter (see there); ccxt's own
 throttle (``enableRateLimit``) stays on. Errors map to our types as
 :func:`~.ccxt_convert.map_ccxt_error` says.
 
@@ -29,21 +30,18 @@ Stops
 STOP_MARKET / TAKE_PROFIT_MARKET orders are ccxt trigger orders (``stopLossPrice`` /
 ``takeProfitPrice``). On Binance (ccxt 4.5) they live on ``/fapi/v1/algoOrder`` until they
 trigger: they are fetched and cancelled with ``params={"trigger": True}``; a triggered stop's
-fills are read from its actual order. The adapter remembers which client ids are stops; an id
-it has not seen is looked for among regular orders first, then among trigger orders. A stop
-keeps its algo id as :attr:`ExchangeOrder.id` for its whole life.
+fills are read from its actual order (:func:`~.ccxt_stops.fetch_stop`). The adapter
+remembers which client ids are stops (:class:`~.ccxt_order_ids.OrderIds`); an id it has not
+seen is looked for among regular orders first, then among trigger orders. A stop keeps its algo
+id as :attr:`ExchangeOrder.id` for its whole life.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import ccxt
 import ccxt.async_support as ccxt_async
@@ -57,17 +55,18 @@ from quantum_trading.execution.ccxt_convert import (
     check_order_steps,
     fill_from_ccxt,
     instrument_from_ccxt,
-    is_ambiguous,
     is_duplicate_id,
-    map_ccxt_error,
     ohlcv_from_ccxt,
     order_book_from_ccxt,
-    order_from_ccxt,
     order_params,
     order_type_from_ccxt,
     position_from_ccxt,
     ticker_from_ccxt,
 )
+from quantum_trading.execution.ccxt_order_ids import STOPS, KnownOrder, OrderIds
+from quantum_trading.execution.ccxt_requests import CcxtRequests
+from quantum_trading.execution.ccxt_stops import fetch_stop
+from quantum_trading.execution.ccxt_trades import my_trades
 from quantum_trading.execution.errors import (
     ExchangeError,
     ExchangeUnavailable,
@@ -82,7 +81,6 @@ from quantum_trading.execution.models import (
     ExchangeFill,
     ExchangeOrder,
     ExchangePosition,
-    LiveOrderType,
     OrderBook,
     OrderRequest,
     Ticker,
@@ -92,46 +90,8 @@ __all__ = ["CcxtExchange", "RetryConfig"]
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
-_STOPS = (LiveOrderType.STOP_MARKET, LiveOrderType.TAKE_PROFIT_MARKET)
 _SPLIT_TRIGGER_EXCHANGES = frozenset({"binance", "binanceusdm", "binancecoinm", "okx"})
 _BINANCE_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)
-_TRIGGERED = ("TRIGGERED", "FINISHED")
-_TRADES_PAGE = 1000
-_MAX_PAGES = 60
-_WEEK_MS = 7 * 86_400_000
-
-
-class _MaskSecrets(logging.Filter):
-    """Masks API keys and secrets in ccxt's own log records (its debug log prints the request
-    headers, which carry the key)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        clean = text
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            clean = clean.replace(secret, "***")
-        if clean != text:
-            record.msg, record.args = clean, ()
-        return True
-
-
-_CCXT_LOG = logging.getLogger(f"{__name__}.ccxt")
-_MASK = _MaskSecrets()
-_CCXT_LOG.addFilter(_MASK)
-
-
-@dataclass
-class _Known:
-    """What the adapter learned about one client order id."""
-
-    conditional: bool
-    order_id: str = ""
-    actual_id: str | None = None  # a triggered stop's regular order (Binance)
 
 
 class CcxtExchange:
@@ -180,22 +140,17 @@ class CcxtExchange:
         self._client = client
         self.name: str = str(client.id)
         self.retry = retry or RetryConfig()
+        self.stats: Counter[str] = Counter()
         self.settle = settle
         self._split = (
             self.name in _SPLIT_TRIGGER_EXCHANGES
             if split_trigger_orders is None
             else bool(split_trigger_orders)
         )
-        self._rng = random.Random(self.retry.seed)
-        self._secrets = tuple(
-            str(v) for v in (client.apiKey, client.secret, getattr(client, "password", None)) if v
-        )
-        _MASK.secrets.update(self._secrets)
-        client.logger = _CCXT_LOG  # ccxt logs request headers at debug level
-        self._known: dict[str, _Known] = {}
-        self._cid_by_order_id: dict[str, str] = {}
+        self._requests = CcxtRequests(client, retry=self.retry, stats=self.stats)
+        self._call = self._requests.call  # every request goes through it
+        self._ids = OrderIds()
         self._leverage: dict[str, float] = {}
-        self.stats: Counter[str] = Counter()
         options = client.options
         options["fetchOpenOrders"] = {**dict(options.get("fetchOpenOrders") or {}),
                                       "warnWithoutSymbol": False}
@@ -263,47 +218,6 @@ class CcxtExchange:
         await self.close()
 
     # ------------------------------------------------------------------ plumbing
-    def _map(self, error: BaseException, method: str, symbol: str | None,
-             order_call: bool = False) -> ExchangeError:
-        return map_ccxt_error(error, exchange=self.name, method=method, symbol=symbol,
-                              order_call=order_call, secrets=self._secrets)
-
-    async def _backoff(self, attempt: int) -> None:
-        """Wait before try ``attempt + 1`` (``attempt`` ≥ 1 tries failed)."""
-        self.stats["retries"] += 1
-        await asyncio.sleep(self.retry.delay_s(attempt, self._rng))
-
-    async def _call(
-        self,
-        method: str,
-        symbol: str | None,
-        fn: Callable[[], Awaitable[_T]],
-        *,
-        order_call: bool = False,
-    ) -> _T:
-        """``await fn()`` with retries of transient errors; ccxt errors become ours. For an
-        order call (a cancel) that got no answer at least once and finally fails transiently,
-        :class:`OrderStateUnknown`."""
-        unanswered = False
-        for attempt in range(1, self.retry.max_attempts + 1):
-            try:
-                return await fn()
-            except ccxt.BaseError as error:
-                mapped = self._map(error, method, symbol, order_call)
-                unanswered = unanswered or is_ambiguous(error)
-                transient = isinstance(mapped, TransientExchangeError | OrderStateUnknown)
-                if not transient:
-                    raise mapped from None
-                if attempt == self.retry.max_attempts:
-                    if order_call and unanswered and not isinstance(mapped, OrderStateUnknown):
-                        raise OrderStateUnknown(f"{mapped} (an earlier try got no answer)") \
-                            from None
-                    raise mapped from None
-                log.info("%s: try %d of %d failed, retrying", mapped, attempt,
-                         self.retry.max_attempts)
-                await self._backoff(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
-
     async def _load_markets(self) -> dict[str, Any]:
         return await self._call("load_markets", None, lambda: self._client.load_markets())
 
@@ -316,38 +230,6 @@ class CcxtExchange:
     async def _contract_size(self, symbol: str) -> float:
         size = (await self._market(symbol)).get("contractSize")
         return float(size) if size else 1.0
-
-    def _remember(self, order: ExchangeOrder, *, actual_id: str | None = None) -> ExchangeOrder:
-        cid = order.client_order_id
-        if not cid:
-            return order
-        known = self._known.get(cid)
-        if known is None:
-            known = self._known[cid] = _Known(order.order_type in _STOPS, order.id)
-        elif not known.conditional:  # a regular order (the newest one under this id)
-            known.conditional, known.order_id = order.order_type in _STOPS, order.id
-        elif not known.order_id:
-            known.order_id = order.id
-        if actual_id:
-            known.actual_id = actual_id
-            self._cid_by_order_id[actual_id] = cid
-        if order.id:
-            self._cid_by_order_id[order.id] = cid
-        return order
-
-    def _convert(self, raw: dict[str, Any], symbol: str, cs: float, **overrides: Any
-                 ) -> ExchangeOrder:
-        cid = overrides.pop("client_order_id", None) or raw.get("clientOrderId")
-        known = self._known.get(cid or "")
-        actual_id = None
-        info = raw.get("info") or {}
-        if (known is not None and known.conditional and known.order_id and raw.get("id")
-                and str(raw["id"]) != known.order_id and "algoStatus" not in info):
-            actual_id = str(raw["id"])  # a triggered stop's regular order
-            overrides.setdefault("order_id", known.order_id)  # a stop keeps its algo id
-        return self._remember(order_from_ccxt(raw, contract_size=cs, symbol=symbol,
-                                              client_order_id=cid, **overrides),
-                              actual_id=actual_id)
 
     # ------------------------------------------------------------------ account
     async def markets(self) -> dict[str, Instrument]:
@@ -414,7 +296,7 @@ class CcxtExchange:
         out: dict[str, ExchangeOrder] = {}
         for raw in rows:
             sym = str(raw.get("symbol") or symbol or "")
-            order = self._convert(raw, sym, await self._contract_size(sym))
+            order = self._ids.convert(raw, sym, await self._contract_size(sym))
             key = order.client_order_id or f"#{order.id}"
             if key not in out or out[key].is_terminal:
                 out[key] = order
@@ -437,12 +319,12 @@ class CcxtExchange:
         market = await self._market(symbol)
         cs = float(market.get("contractSize") or 1.0)
         check_order_steps(request, market, self._client.precisionMode, exchange=self.name)
-        self._known.setdefault(cid, _Known(request.order_type in _STOPS))
+        self._ids.known.setdefault(cid, KnownOrder(request.order_type in STOPS))
         otype, side, amount, price, params = order_params(request, contract_size=cs)
         last: ExchangeError | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             if attempt > 1:
-                await self._backoff(attempt - 1)
+                await self._requests.backoff(attempt - 1)
             try:
                 raw = await self._client.create_order(symbol, otype, side, amount, price,
                                                       dict(params))
@@ -452,9 +334,11 @@ class CcxtExchange:
                     try:
                         return await self.fetch_order(symbol, client_order_id=cid)
                     except OrderNotFound:
-                        raise InvalidOrder(f"{self._map(error, 'create_order', symbol)} (client "
-                                           f"order id {cid} belongs to another order)") from None
-                mapped = self._map(error, "create_order", symbol, order_call=True)
+                        refused = self._requests.map_error(error, "create_order", symbol)
+                        raise InvalidOrder(f"{refused} (client order id {cid} belongs to "
+                                           "another order)") from None
+                mapped = self._requests.map_error(error, "create_order", symbol,
+                                                  order_call=True)
                 if not isinstance(mapped, TransientExchangeError | OrderStateUnknown):
                     raise mapped from None
                 last = mapped
@@ -465,7 +349,7 @@ class CcxtExchange:
                 if found is not None:
                     return found
             else:
-                return self._convert(raw, symbol, cs, client_order_id=cid,
+                return self._ids.convert(raw, symbol, cs, client_order_id=cid,
                                      order_type=request.order_type)
         assert last is not None
         if not isinstance(last, RateLimited):  # the last look-up said "not there"
@@ -495,53 +379,29 @@ class CcxtExchange:
         exchange does not know it). A triggered stop reports its actual order's fills."""
         cid = client_order_id
         cs = await self._contract_size(symbol)
-        known = self._known.get(cid)
+        known = self._ids.known.get(cid)
         if self._split and known is not None and known.conditional:
-            return await self._fetch_conditional(symbol, cid, cs)
+            return await fetch_stop(self._requests, self._client, self._ids, symbol, cid, cs)
         try:
             raw = await self._call("fetch_order", symbol, lambda: self._client.fetch_order(
                 None, symbol, {"clientOrderId": cid}))
         except OrderNotFound:
             if not self._split or known is not None:  # we know it is a regular order
                 raise
-            return await self._fetch_conditional(symbol, cid, cs)
-        return self._convert(raw, symbol, cs, client_order_id=cid)
-
-    async def _fetch_conditional(self, symbol: str, cid: str, cs: float) -> ExchangeOrder:
-        raw = await self._call("fetch_order", symbol, lambda: self._client.fetch_order(
-            None, symbol, {"clientOrderId": cid, "trigger": True}))
-        info = raw.get("info") or {}
-        algo_id = str(raw.get("id") or "")
-        self._known[cid] = known = self._known.get(cid) or _Known(True)
-        known.conditional, known.order_id = True, algo_id
-        stop = raw.get("triggerPrice")
-        otype = order_type_from_ccxt(raw)
-        actual = str(info.get("actualOrderId") or "")
-        actual_id = actual if actual.strip("0") else None  # set once it triggered
-        if str(info.get("algoStatus") or "").upper() not in _TRIGGERED and actual_id is None:
-            return self._convert(raw, symbol, cs, client_order_id=cid, order_type=otype)
-        try:  # triggered: its fills are on its actual (regular) order
-            order = await self._call("fetch_order", symbol, lambda: self._client.fetch_order(
-                actual_id, symbol, {} if actual_id else {"clientOrderId": cid}))
-        except OrderNotFound:  # its order is not visible yet
-            waiting = {**raw, "status": "open", "filled": 0.0}
-            return self._convert(waiting, symbol, cs, client_order_id=cid, order_type=otype)
-        return self._remember(order_from_ccxt(
-            order, contract_size=cs, symbol=symbol, client_order_id=cid, order_type=otype,
-            stop_price=float(stop) if stop else None, order_id=algo_id,
-        ), actual_id=str(order.get("id") or actual_id or ""))
+            return await fetch_stop(self._requests, self._client, self._ids, symbol, cid, cs)
+        return self._ids.convert(raw, symbol, cs, client_order_id=cid)
 
     async def cancel_order(self, symbol: str, *, client_order_id: str) -> ExchangeOrder:
         """Cancel by client order id; returns the order's final state (a finished order is
         returned as it is). :class:`OrderNotFound` if the exchange never saw it;
         :class:`OrderStateUnknown` if the cancel got no answer and could not be confirmed."""
         cid = client_order_id
-        known = self._known.get(cid)
+        known = self._ids.known.get(cid)
         if known is None or not known.order_id:
             current = await self.fetch_order(symbol, client_order_id=cid)  # where is it?
             if current.is_terminal:
                 return current
-            known = self._known[cid]
+            known = self._ids.known[cid]
         cs = await self._contract_size(symbol)
         if self._split and known.conditional and known.actual_id is None:
             try:
@@ -554,7 +414,7 @@ class CcxtExchange:
                 return current
         return await self._cancel_regular(symbol, cid, cs, known)
 
-    async def _cancel_regular(self, symbol: str, cid: str, cs: float, known: _Known
+    async def _cancel_regular(self, symbol: str, cid: str, cs: float, known: KnownOrder
                               ) -> ExchangeOrder:
         actual = known.actual_id if known.conditional else None
         params = {} if actual else {"clientOrderId": cid}
@@ -566,9 +426,9 @@ class CcxtExchange:
         if not raw.get("status") or raw.get("amount") is None:  # a bare acknowledgement
             return await self.fetch_order(symbol, client_order_id=cid)
         if known.conditional:
-            return self._convert(raw, symbol, cs, client_order_id=cid,
+            return self._ids.convert(raw, symbol, cs, client_order_id=cid,
                                  order_type=order_type_from_ccxt(raw), order_id=known.order_id)
-        return self._convert(raw, symbol, cs, client_order_id=cid)
+        return self._ids.convert(raw, symbol, cs, client_order_id=cid)
 
     async def fills(self, symbol: str, *, since: pd.Timestamp | None = None
                     ) -> list[ExchangeFill]:
@@ -577,58 +437,23 @@ class CcxtExchange:
         the orders the adapter has seen, else from the exchange's order list (one request)."""
         cs = await self._contract_size(symbol)
         since_ms = None if since is None else int(pd.Timestamp(since).value // 1_000_000)
-        trades = await self._my_trades(symbol, since_ms)
+        trades = await my_trades(self._requests, self._client, symbol, since_ms)
         rows = sorted(trades.values(), key=lambda t: (int(t.get("timestamp") or 0),
                                                       str(t.get("id"))))
-        missing = [t for t in rows if str(t.get("order")) not in self._cid_by_order_id]
+        cids = self._ids.cid_by_order_id
+        missing = [t for t in rows if str(t.get("order")) not in cids]
         if missing and self._client.has.get("fetchOrders"):
             first = min(int(t.get("timestamp") or 0) for t in missing)
             try:
                 for raw in await self._call("fills", symbol, lambda: self._client.fetch_orders(
                         symbol, first - 1)):
                     if raw.get("id") and raw.get("clientOrderId"):
-                        self._cid_by_order_id.setdefault(str(raw["id"]), raw["clientOrderId"])
+                        cids.setdefault(str(raw["id"]), raw["clientOrderId"])
             except ExchangeError as error:
                 log.warning("%s: client ids of fills unknown (%s)", self.name, error)
         return [fill_from_ccxt(t, contract_size=cs,
-                               client_order_id=self._cid_by_order_id.get(str(t.get("order")), ""))
+                               client_order_id=cids.get(str(t.get("order")), ""))
                 for t in rows]
-
-    async def _my_trades(self, symbol: str, since_ms: int | None) -> dict[str, dict[str, Any]]:
-        """Pages of ``fetch_my_trades`` by time; on Binance, which answers at most 7 days from
-        ``startTime``, by trade id (``fromId``) once one trade is known."""
-        trades: dict[str, dict[str, Any]] = {}
-
-        async def page(at: int | None, params: dict[str, Any]) -> tuple[int, bool]:
-            rows = await self._call("fills", symbol, lambda: self._client.fetch_my_trades(
-                symbol, at, _TRADES_PAGE, params))
-            new = {str(t.get("id")): t for t in rows if str(t.get("id")) not in trades}
-            trades.update(new)
-            return len(new), len(rows) >= _TRADES_PAGE  # (new trades, a full page)
-
-        if since_ms is None:
-            await page(None, {})
-            return trades
-        by_id = self.name.startswith("binance")
-        now_ms, cursor = int(self._client.milliseconds()), since_ms
-        for _ in range(_MAX_PAGES):
-            new, full = await page(cursor, {})
-            clipped = by_id and now_ms - cursor >= _WEEK_MS  # only [cursor, cursor + 7 d]
-            if by_id and trades and (full or clipped):
-                for _ in range(_MAX_PAGES):
-                    last = max(int(k) for k in trades if k.isdigit())
-                    new, full = await page(None, {"fromId": last + 1})
-                    if not (new and full):
-                        return trades
-                break
-            if full and new:
-                cursor = max(int(t.get("timestamp") or 0) for t in trades.values())
-            elif clipped:
-                cursor += _WEEK_MS  # an empty week: look at the next one
-            else:
-                return trades
-        log.warning("%s fills %s: stopped after %d pages", self.name, symbol, _MAX_PAGES)
-        return trades
 
     # ------------------------------------------------------------------ market data
     async def ohlcv(self, symbol: str, timeframe: str, *, since: pd.Timestamp | None = None,

@@ -17,6 +17,9 @@ algorithms) and an :class:`~quantum_trading.execution.protocol.Exchange`. It
   ``cancel_on_price_move_pct`` away from the mid, then re-prices them at the touch, escalates
   them to market or leaves them cancelled (``on_stale``).
 
+The risk check, the re-queries and the stale policy live in :mod:`~.order_risk`,
+:mod:`~.order_requery` and :mod:`~.order_stale`; the states in :mod:`~.order_state`.
+
 Time comes from an injected clock; nothing sleeps. The trader calls :meth:`OrderManager.poll`
 (or :meth:`OrderManager.on_tick` with a fresh ticker) periodically, e.g. every second:
 re-queries, fills, stale checks and follow-up orders all happen there.
@@ -36,10 +39,7 @@ PENDING_CANCEL    FILLED, CANCELLED, EXPIRED
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import Literal
 
 import pandas as pd
 
@@ -61,6 +61,9 @@ from quantum_trading.execution.models import (
     TimeInForce,
     new_client_order_id,
 )
+from quantum_trading.execution.order_requery import fetch_live, query_unknown, sync_open_orders
+from quantum_trading.execution.order_risk import check_order_risk
+from quantum_trading.execution.order_stale import check_stale, run_followups
 from quantum_trading.execution.order_state import (
     LIVE_STATES,
     TERMINAL_STATES,
@@ -75,7 +78,6 @@ from quantum_trading.execution.order_state import (
 )
 from quantum_trading.execution.protocol import Exchange
 from quantum_trading.risk.engine import RiskEngine
-from quantum_trading.risk.limits import RiskAction
 
 __all__ = [
     "TERMINAL_STATES",
@@ -274,42 +276,11 @@ class OrderManager:
         self._active[cid] = order
         self._event(order, "created", f"{request.side.name} {request.amount:g} {request.symbol} "
                     f"{request.order_type.value}")
-        if self.risk is not None and not request.reduce_only and not await self._risk(order):
+        if self.risk is not None and not request.reduce_only \
+                and not await check_order_risk(self, order):
             return order
         await self._send(order)
         return order
-
-    async def _risk(self, order: ManagedOrder) -> bool:
-        assert self.risk is not None
-        req = order.request
-        try:
-            balance = await self.exchange.balance()
-            positions = await self.exchange.positions()
-            price = req.price if req.order_type is LiveOrderType.LIMIT else \
-                (await self.exchange.ticker(req.symbol)).mid
-        except ExchangeError as exc:
-            self._transition(order, S.REJECTED, f"risk inputs unavailable: {self._text(exc)}")
-            return False
-        known = set(self.risk.symbols)
-        pos = {s: p.size for s, p in positions.items() if s in known}
-        px = {s: p.mark_price for s, p in positions.items() if s in known}
-        px[req.symbol] = float(price) if price is not None else math.nan
-        try:
-            decision = self.risk.check_order(self.now(), req.symbol, int(req.side) * req.amount,
-                                             equity_usd=balance.equity_usd, positions=pos,
-                                             prices=px)
-        except ConfigError as exc:
-            log.error("order %s: risk check failed: %s", order.client_order_id, self._text(exc))
-            self._transition(order, S.REJECTED, f"risk check failed: {self._text(exc)}")
-            return False
-        order.risk_decision = decision
-        self._event(order, "risk", decision.text)
-        if not decision.approved:
-            self._transition(order, S.REJECTED, f"risk: {decision.text}")
-            return False
-        if decision.action is RiskAction.RESIZE:
-            order.request = replace(req, amount=abs(decision.approved_size))
-        return True
 
     async def _send(self, order: ManagedOrder) -> None:
         now = self.now()
@@ -365,7 +336,7 @@ class OrderManager:
                                                     client_order_id=order.client_order_id)
         except (OrderNotFound, InvalidOrder) as exc:
             self._event(order, "query", f"cancel answered {type(exc).__name__}; fetching")
-            await self._fetch_live(order)
+            await fetch_live(self, order)
         except ExchangeError as exc:
             self._event(order, "timeout", f"cancel: {type(exc).__name__}")
         else:
@@ -388,13 +359,13 @@ class OrderManager:
         now = self.now()
         for order in [o for o in self._active.values() if o.state is S.UNKNOWN]:
             if order.retry_at is None or order.retry_at <= now:
-                await self._query_unknown(order)
-        await self._sync()
+                await query_unknown(self, order)
+        await sync_open_orders(self)
         for order in [o for o in self._active.values() if o.state is S.PENDING_CANCEL]:
             if order.retry_at is not None and order.retry_at <= now:
                 await self._send_cancel(order)
-        await self._check_stale(now, tickers)
-        await self._run_followups(tickers)
+        await check_stale(self, now, tickers)
+        await run_followups(self, tickers)
         return self.events[start:]
 
     async def resolve_unknown(self) -> list[OrderEvent]:
@@ -404,138 +375,8 @@ class OrderManager:
         events of these queries."""
         start = len(self.events)
         for order in [o for o in self._active.values() if o.state is S.UNKNOWN]:
-            await self._query_unknown(order)
+            await query_unknown(self, order)
         return self.events[start:]
-
-    async def _query_unknown(self, order: ManagedOrder) -> None:
-        try:
-            snap = await self.exchange.fetch_order(order.symbol,
-                                                   client_order_id=order.client_order_id)
-        except OrderNotFound:
-            self._event(order, "query", "the exchange never saw it")
-            if order.cancel_requested:
-                self._transition(order, S.CANCELLED, "cancelled before it reached the exchange")
-            elif order.submit_attempts < self.config.max_submit_attempts:
-                await self._send(order)  # same client order id: idempotent
-            else:
-                self._transition(order, S.REJECTED, f"not on the exchange after "
-                                 f"{order.submit_attempts} sends")
-            return
-        except ExchangeError as exc:
-            order.query_attempts += 1
-            self._event(order, "timeout", f"query {order.query_attempts}: {type(exc).__name__}")
-            if order.query_attempts == self.config.max_query_attempts:
-                self._error(order, f"unresolved after {order.query_attempts} queries; still "
-                            "querying every max_query_backoff_s")
-            self._schedule_retry(order)
-            return
-        self._event(order, "query", f"found: {snap.status.value}, filled {snap.filled:g}")
-        self._apply(order, snap, "query")
-        if order.cancel_requested and order.state in (S.OPEN, S.PARTIALLY_FILLED):
-            await self._request_cancel(order, "cancel requested while unknown")
-
-    async def _sync(self) -> None:
-        by_symbol: dict[str, list[ManagedOrder]] = {}
-        for o in self._active.values():
-            if o.state in LIVE_STATES:
-                by_symbol.setdefault(o.symbol, []).append(o)
-        for symbol, live in by_symbol.items():
-            try:
-                listed = await self.exchange.open_orders(symbol)
-            except ExchangeError as exc:
-                log.warning("open_orders(%s) failed: %s", symbol, self._text(exc))
-                continue
-            seen: set[str] = set()
-            for snap in listed:
-                seen.add(snap.client_order_id)
-                mine = self._orders.get(snap.client_order_id)
-                if mine is None:
-                    if snap.client_order_id not in self._foreign:
-                        self._foreign.add(snap.client_order_id)
-                        log.warning("open order %s on %s is not ours", snap.client_order_id,
-                                    symbol)
-                elif mine.is_terminal:
-                    self._error(mine, f"terminal here but {snap.status.value} on the exchange; "
-                                "cancelling it there")
-                    try:
-                        await self.exchange.cancel_order(symbol, client_order_id=mine.client_order_id)
-                    except ExchangeError as exc:
-                        log.warning("cancel of stray %s failed: %s", mine.client_order_id,
-                                    self._text(exc))
-                else:
-                    self._apply(mine, snap, "sync")
-            for order in live:
-                if order.client_order_id not in seen and not order.is_terminal:
-                    await self._fetch_live(order)
-
-    async def _fetch_live(self, order: ManagedOrder) -> None:
-        try:
-            snap = await self.exchange.fetch_order(order.symbol,
-                                                   client_order_id=order.client_order_id)
-        except OrderNotFound:
-            self._error(order, "acknowledged order not found on the exchange")
-            return
-        except ExchangeError as exc:
-            log.warning("fetch_order(%s) failed: %s", order.client_order_id, self._text(exc))
-            return
-        self._apply(order, snap, "fetch")
-
-    async def _check_stale(self, now: pd.Timestamp, tickers: dict[str, Ticker]) -> None:
-        cfg = self.config
-        for order in [o for o in self._active.values()
-                      if o.state in (S.OPEN, S.PARTIALLY_FILLED)
-                      and o.request.order_type is LiveOrderType.LIMIT and o.on_stale != "keep"]:
-            age_s = (now - (order.sent_at or order.created_at)).total_seconds()
-            ticker = await self._ticker(order.symbol, tickers)
-            move_pct = (abs(order.request.price - ticker.mid) / ticker.mid * 100.0
-                        if ticker is not None and order.request.price is not None else 0.0)
-            if age_s > cfg.max_order_age_s:
-                why = f"age {age_s:g} s > {cfg.max_order_age_s:g} s"
-            elif move_pct > cfg.cancel_on_price_move_pct:
-                why = f"{move_pct:.3f}% from mid > {cfg.cancel_on_price_move_pct:g}%"
-            else:
-                continue
-            policy = order.on_stale or cfg.on_stale
-            follow: Literal["reprice", "market"] | None = None
-            if policy == "reprice":
-                follow = "reprice" if order.reprices < cfg.max_reprices else (
-                    "market" if cfg.on_reprices_exhausted == "market" else None)
-            elif policy == "market":
-                follow = "market"
-            self._event(order, "stale", f"{why}; then {follow or 'cancel'}")
-            order.after_cancel = follow
-            await self._request_cancel(order, f"stale: {why}")
-
-    async def _run_followups(self, tickers: dict[str, Ticker]) -> None:
-        pending, self._followups = self._followups, []
-        for old in pending:
-            req = old.request
-            inst = await self.instrument(req.symbol)
-            amount = round_to_step(old.remaining, inst.lot_size if inst else 0.0, "down")
-            if amount <= 0.0:
-                old.pending_followup = False
-                self._event(old, "reprice", f"rest {old.remaining:g} is below one lot: none")
-                continue
-            if old.after_cancel == "reprice":
-                price = await self.passive_price(req.symbol, req.side, tickers)
-                if price is None:  # no quote: try again next cycle
-                    self._followups.append(old)
-                    continue
-                new = replace(req, amount=amount, price=price,
-                              client_order_id=self.new_client_order_id())
-                kind = "reprice"
-            else:
-                new = OrderRequest(symbol=req.symbol, side=req.side,
-                                   order_type=LiveOrderType.MARKET, amount=amount,
-                                   reduce_only=req.reduce_only,
-                                   client_order_id=self.new_client_order_id())
-                kind = "escalate"
-            old.replaced_by = new.client_order_id
-            old.pending_followup = False
-            self._event(old, kind, f"replaced by {new.client_order_id} ({new.amount:g} at "
-                        f"{new.price if new.price is not None else 'market'})")
-            await self._submit(new, tag=old.tag, on_stale=old.on_stale, parent=old,
-                               reprices=old.reprices + (kind == "reprice"))
 
     async def instrument(self, symbol: str) -> Instrument | None:
         """The exchange's contract rules for ``symbol`` (markets fetched once; None when
