@@ -5,7 +5,8 @@
 * :mod:`~quantum_trading.live.db` — engines (SQLite by default at ``user_data/db/``, any
   SQLAlchemy URL) and the shipped migrations, applied on start;
 * :mod:`~quantum_trading.live.store` — :class:`TradingStore`, the repository the trader writes
-  through (one transaction a call, idempotent writes);
+  through (one transaction a call, idempotent writes; its order rows in
+  :mod:`~quantum_trading.live.store_orders`);
 * :mod:`~quantum_trading.live.reconcile` — :func:`reconcile`, run on start before trading;
 * :mod:`~quantum_trading.live.redact` — keeps API keys and secrets out of the database and logs.
 """

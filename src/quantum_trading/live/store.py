@@ -18,14 +18,20 @@ so after a crash at any point the trader can simply write again:
 
 Secrets: every free-text value (reasons, tags, alert messages, event details) passes a
 :class:`~quantum_trading.live.redact.SecretRedactor` before it is written.
+
+Layout: this module owns the store itself (engine, sessions, clock), runs, fills, positions,
+equity, risk decisions, alerts, every read and the key/value state; the order rows — the
+write-ahead, the upserts with their guards, :meth:`~TradingStore.mark_order` and
+:meth:`~TradingStore.drain_order_manager` — are written by
+:class:`~quantum_trading.live.store_orders.OrderPersistence`, which :class:`TradingStore`
+inherits.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -36,20 +42,9 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from quantum_trading.execution.models import (
-    Balance,
-    ExchangeFill,
-    ExchangeOrder,
-    ExchangePosition,
-    LiveOrderStatus,
-)
+from quantum_trading.execution.models import Balance, ExchangeFill, ExchangePosition
 from quantum_trading.execution.order_manager import OrderManager
-from quantum_trading.execution.order_state import (
-    TERMINAL_STATES,
-    ManagedOrder,
-    OrderEvent,
-    OrderState,
-)
+from quantum_trading.execution.order_state import OrderEvent, OrderState
 from quantum_trading.execution.position_monitor import ExitAction
 from quantum_trading.live.db import open_database
 from quantum_trading.live.models import (
@@ -65,96 +60,18 @@ from quantum_trading.live.models import (
     utc,
 )
 from quantum_trading.live.redact import SecretRedactor
+from quantum_trading.live.store_orders import (
+    _TERMINAL,
+    OrderPersistence,
+    _WriteAhead,
+    state_from_exchange,
+)
 from quantum_trading.risk.limits import RiskDecision
 
 __all__ = ["ALERT_LEVELS", "TradingStore", "state_from_exchange"]
 
-log = logging.getLogger(__name__)
-
 ALERT_LEVELS = ("info", "warning", "error", "critical")
 """Allowed values of ``Alert.level``."""
-
-_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
-_INSERT_ORDER = sa.insert(OrderRow.__table__)  # compiled once per engine, then cached
-_LIVE_STATUSES = (LiveOrderStatus.NEW, LiveOrderStatus.OPEN, LiveOrderStatus.PARTIALLY_FILLED)
-
-
-class _WriteAhead:
-    """The write-ahead ``INSERT`` of new orders through the driver (DBAPI) itself.
-
-    The statement is compiled once for the engine's dialect (all columns but the key, in the
-    table's order) into the driver's SQL and parameter order; each row's values go through
-    the column types' bind processors (``TypeEngine.dialect_impl(dialect).bind_processor``:
-    booleans, the UTC datetimes — what SQLAlchemy's own execution applies, so the stored
-    values are the same) and are sent with the pooled DBAPI connection's cursor, then
-    committed: when :meth:`insert` returns the rows are committed; on any error the
-    transaction is rolled back and the error raised (a duplicate id as
-    :class:`sqlalchemy.exc.IntegrityError`, as SQLAlchemy raises it). This skips
-    SQLAlchemy's ``Connection`` (execution context, statement cache lookup, result object):
-    about 100–120 µs a call for one order on SQLite instead of 200–350 µs in a run (the
-    INSERT into the table and its five indexes 50 µs, the commit 35 µs). The engine's SQL
-    echo and cursor events do not see this statement.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        table = _INSERT_ORDER.table
-        dialect = engine.dialect
-        keys = [c.key for c in table.columns if not c.primary_key]
-        compiled = _INSERT_ORDER.compile(dialect=dialect, column_keys=keys)
-        self.sql = str(compiled)
-        self.positional = bool(dialect.positional)
-        # the driver's parameter order (positional paramstyles) or names (named ones)
-        self.keys: list[str] = list(compiled.positiontup or []) if self.positional else keys
-        by_key = {c.key: c.type.dialect_impl(dialect).bind_processor(dialect)
-                  for c in table.columns}
-        self.procs = [(k, by_key[k]) for k in self.keys]
-        self.engine = engine
-        self.integrity_error: type[Exception] = dialect.loaded_dbapi.IntegrityError
-
-    def insert(self, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` (column key → Python value) in one committed transaction."""
-        values: list[Any] = []
-        for row in rows:
-            cooked = [row[k] if p is None else p(row[k]) for k, p in self.procs]
-            values.append(tuple(cooked) if self.positional
-                          else dict(zip(self.keys, cooked, strict=True)))
-        raw = self.engine.raw_connection()  # pooled; back to the pool (reset) on close
-        try:
-            cursor = raw.cursor()
-            try:
-                if len(values) == 1:
-                    cursor.execute(self.sql, values[0])
-                else:
-                    cursor.executemany(self.sql, values)
-            finally:
-                cursor.close()
-            raw.commit()
-        except self.integrity_error as exc:
-            raw.rollback()
-            raise IntegrityError(self.sql, None, exc) from exc
-        except BaseException:
-            try:
-                raw.rollback()
-            finally:
-                raw.invalidate()
-            raise
-        finally:
-            raw.close()
-
-
-def state_from_exchange(order: ExchangeOrder, current: str | None = None) -> OrderState:
-    """Our :class:`OrderState` for an exchange snapshot (as the order manager maps it).
-
-    A live snapshot is ``partially_filled`` once anything filled, else ``open``; an order we
-    are cancelling (``current == "pending_cancel"``) stays ``pending_cancel`` until the
-    exchange says it is final; terminal statuses map one to one.
-    """
-    if order.status in _LIVE_STATUSES:
-        if current == OrderState.PENDING_CANCEL.value:
-            return OrderState.PENDING_CANCEL
-        tol = 1e-12 * max(1.0, order.amount)
-        return OrderState.PARTIALLY_FILLED if order.filled > tol else OrderState.OPEN
-    return OrderState(order.status.value)
 
 
 def _ts(value: datetime | None) -> pd.Timestamp | None:
@@ -177,7 +94,7 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
-class TradingStore:
+class TradingStore(OrderPersistence):
     """Orders, fills, positions, equity, risk decisions, alerts and trader state in one
     database (see the module docstring for the guarantees).
 
@@ -257,163 +174,6 @@ class TradingStore:
         with self.transaction() as s:
             s.execute(sa.update(Run).where(Run.id == self.run_id)
                       .values(status=status, ended_at=self.now()))
-
-    # -- orders ----------------------------------------------------------------------------
-    def record_order(self, order: ManagedOrder | ExchangeOrder, *,
-                     origin: str | None = None) -> OrderRow:
-        """Insert or update the order with this client order id; returns the stored row.
-
-        A :class:`ManagedOrder` (ours) writes everything the manager knows; an
-        :class:`ExchangeOrder` writes what the exchange says (status, filled, average price,
-        fees, exchange id) and, for an order we never stored, inserts it with ``origin``
-        (default ``"exchange"``). Updates that would move a terminal order to another state
-        (unless the exchange reports another final state) or lower ``filled`` are refused
-        and logged; the row stays as it was.
-        """
-        with self.transaction() as s:
-            return self._upsert_order(s, order, origin)
-
-    def write_ahead(self, orders: Sequence[ManagedOrder]) -> None:
-        """Write orders about to be sent (ours, not stored yet) in **one** transaction, one
-        Core ``INSERT`` for all of them; when it returns they are committed, so a crash after
-        this point leaves a record that reconcile resolves (found on the exchange, or "never
-        sent").
-
-        The trader's hot path: bar in → *this* → ``create_order``: about 0.1 ms for one order on
-        SQLite (the commit itself 35 µs), a tenth of :meth:`record_order` (no ORM unit of
-        work, no read before the write; the ``INSERT`` compiled once into the driver's SQL
-        and sent through the pooled DBAPI connection, the column types' bind processors
-        applied here, see :class:`_WriteAhead`). Durability is the database's commit: on SQLite (WAL,
-        ``synchronous=NORMAL``, see :mod:`~quantum_trading.live.db`) a committed transaction
-        survives a crash of the process (SIGKILL included) but not necessarily a power loss
-        or an OS crash — then the last orders may be missing from the database while the
-        exchange has them, and reconcile on the next start adopts or cancels them
-        (``unknown_orders``), so nothing is lost silently. PostgreSQL commits durably.
-
-        An id already stored (a decision written twice) falls back to :meth:`record_order`
-        per order (an upsert).
-        """
-        if not orders:
-            return
-        if self._write_ahead is None:
-            self._write_ahead = _WriteAhead(self.engine)
-        try:
-            self._write_ahead.insert([self._new_order_values(o) for o in orders])
-        except IntegrityError:
-            for order in orders:
-                self.record_order(order)
-
-    def _new_order_values(self, o: ManagedOrder) -> dict[str, Any]:
-        req, d = o.request, o.risk_decision
-        created = utc(o.created_at)
-        return {
-            "client_order_id": o.client_order_id, "exchange_order_id": o.exchange_id,
-            "exchange": self.exchange, "symbol": req.symbol, "side": req.side.name.lower(),
-            "order_type": req.order_type.value, "time_in_force": req.time_in_force.value,
-            "state": o.state.value, "exchange_status": None, "amount": req.amount,
-            "filled": o.filled, "price": req.price, "stop_price": req.stop_price,
-            "average_price": o.average_price, "fee_usd": o.fee_usd,
-            "reduce_only": req.reduce_only, "tag": self.redact(o.tag)[:128],
-            "reason": self.redact(o.reason), "origin": "ours", "root_id": o.root_id or None,
-            "parent_id": o.replaces, "replaced_by": o.replaced_by,
-            "submit_attempts": o.submit_attempts,
-            "risk_action": None if d is None else d.action.label,
-            "risk_reason": None if d is None else d.reason.label,
-            "risk_text": None if d is None else self.redact(d.text),
-            "created_at": created, "sent_at": utc(o.sent_at),
-            "updated_at": utc(o.updated_at) or created,
-        }
-
-    def mark_order(self, client_order_id: str, state: OrderState, reason: str) -> OrderRow:
-        """Set a stored order's state by hand (reconcile: "never sent" → rejected, an
-        acknowledged order the exchange lost → cancelled). ``KeyError`` if unknown."""
-        with self.transaction() as s:
-            row = self._order_row(s, client_order_id)
-            if row is None:
-                raise KeyError(client_order_id)
-            if row.state in _TERMINAL and row.state != state.value:
-                raise ValueError(f"order {client_order_id} is {row.state}; it cannot become "
-                                 f"{state.value}")
-            row.state = state.value
-            row.reason = self.redact(reason)
-            row.updated_at = self.now()
-            return row
-
-    def _order_row(self, s: Session, client_order_id: str) -> OrderRow | None:
-        return s.scalars(sa.select(OrderRow).where(OrderRow.client_order_id == client_order_id)
-                         ).one_or_none()
-
-    def _upsert_order(self, s: Session, order: ManagedOrder | ExchangeOrder,
-                      origin: str | None) -> OrderRow:
-        row = self._order_row(s, order.client_order_id)
-        is_new = row is None
-        if row is None:
-            row = OrderRow(client_order_id=order.client_order_id, exchange=self.exchange,
-                           origin=origin or ("ours" if isinstance(order, ManagedOrder)
-                                             else "exchange"))
-            s.add(row)
-        elif origin is not None:
-            row.origin = origin
-        if isinstance(order, ManagedOrder):
-            self._apply_managed(row, order, is_new)
-        else:
-            self._apply_exchange(row, order, is_new)
-        s.flush()
-        return row
-
-    def _guard(self, row: OrderRow, new_state: str, filled: float, *, final_from_exchange: bool,
-               source: str) -> bool:
-        tol = 1e-12 * max(1.0, row.amount or 0.0)
-        if row.state in _TERMINAL and new_state != row.state and not (
-                final_from_exchange and new_state in _TERMINAL):
-            log.warning("order %s: %s update to %s refused: the stored order is %s",
-                        row.client_order_id, source, new_state, row.state)
-            return False
-        if filled < (row.filled or 0.0) - tol:
-            log.warning("order %s: %s update refused: filled would go back from %g to %g",
-                        row.client_order_id, source, row.filled, filled)
-            return False
-        return True
-
-    def _apply_managed(self, row: OrderRow, o: ManagedOrder, is_new: bool) -> None:
-        if not is_new and not self._guard(row, o.state.value, o.filled,
-                                          final_from_exchange=False, source="manager"):
-            return
-        req = o.request
-        row.exchange_order_id = o.exchange_id or row.exchange_order_id
-        row.symbol, row.side = req.symbol, req.side.name.lower()
-        row.order_type, row.time_in_force = req.order_type.value, req.time_in_force.value
-        row.amount, row.price, row.stop_price = req.amount, req.price, req.stop_price
-        row.reduce_only = req.reduce_only
-        row.state = o.state.value
-        row.filled, row.average_price, row.fee_usd = o.filled, o.average_price, o.fee_usd
-        row.tag, row.reason = self.redact(o.tag)[:128], self.redact(o.reason)
-        row.root_id, row.parent_id, row.replaced_by = o.root_id or None, o.replaces, o.replaced_by
-        row.submit_attempts = o.submit_attempts
-        d = o.risk_decision
-        if d is not None:
-            row.risk_action, row.risk_reason = d.action.label, d.reason.label
-            row.risk_text = self.redact(d.text)
-        row.created_at = utc(o.created_at) if is_new else row.created_at
-        row.sent_at = utc(o.sent_at)
-        row.updated_at = utc(o.updated_at) or utc(o.created_at)
-
-    def _apply_exchange(self, row: OrderRow, o: ExchangeOrder, is_new: bool) -> None:
-        state = state_from_exchange(o, None if is_new else row.state)
-        if not is_new and not self._guard(row, state.value, o.filled, final_from_exchange=True,
-                                          source="exchange"):
-            return
-        if is_new:
-            row.symbol, row.side = o.symbol, o.side.name.lower()
-            row.order_type, row.price, row.stop_price = o.order_type.value, o.price, o.stop_price
-            row.reduce_only, row.created_at = o.reduce_only, utc(o.created_at)
-            row.root_id, row.tag, row.reason = o.client_order_id, "", ""
-        row.exchange_order_id = o.id
-        row.exchange_status = o.status.value
-        row.state = state.value
-        row.amount = o.amount
-        row.filled, row.average_price, row.fee_usd = o.filled, o.average_price, o.fee_usd
-        row.updated_at = utc(o.updated_at) or self.now()
 
     # -- fills -----------------------------------------------------------------------------
     def record_fill(self, fill: ExchangeFill) -> bool:
@@ -540,54 +300,6 @@ class TradingStore:
         return self.record_alert(f"exit:{action.trigger.value}", action.reason, level="info",
                                  symbol=action.symbol, client_order_id=action.client_order_id,
                                  time=action.time)
-
-    # -- the order manager -----------------------------------------------------------------
-    def _drain_start(self, manager: OrderManager) -> int:
-        mark = self._drained.get(manager)
-        if mark is None:
-            return 0
-        n, last = mark
-        events = manager.events
-        if 0 < n <= len(events) and events[n - 1] is last:
-            return n
-        # the list was trimmed or cleared by someone else: find the last event written
-        for i in range(len(events) - 1, -1, -1):
-            if events[i] is last:
-                return i + 1
-        return 0
-
-    def drain_order_manager(self, manager: OrderManager, *, clear: bool = False) -> int:
-        """Write the manager's events not written yet, with the current state of every order
-        they touch and the risk decisions they mention (one transaction). Returns the number
-        of events written. Call it after each :meth:`OrderManager.submit` / ``poll``.
-
-        With ``clear`` the written events are removed from ``manager.events`` (a long-running
-        trader keeps memory flat); otherwise the store remembers how far it wrote. Trimming
-        the list by other means is noticed too.
-        """
-        start = self._drain_start(manager)
-        events: list[OrderEvent] = manager.events[start:]
-        if not events:
-            return 0
-        touched = dict.fromkeys(e.client_order_id for e in events)
-        with self.transaction() as s:
-            for cid in touched:
-                order = manager.orders.get(cid)
-                if order is not None:
-                    self._upsert_order(s, order, None)
-                    if order.risk_decision is not None and any(
-                            e.kind == "risk" and e.client_order_id == cid for e in events):
-                        self._add_risk(s, order.risk_decision, cid)
-            s.add_all(OrderEventRow(run_id=self.run_id, time=utc(e.time),
-                                    client_order_id=e.client_order_id, kind=e.kind[:32],
-                                    state=e.state.value, detail=self.redact(e.detail))
-                      for e in events if e.client_order_id in manager.orders)
-        if clear:
-            del manager.events[:start + len(events)]
-            self._drained.pop(manager, None)
-        else:
-            self._drained[manager] = (start + len(events), events[-1])
-        return len(events)
 
     # -- reading ---------------------------------------------------------------------------
     def get_order(self, client_order_id: str) -> OrderRow | None:

@@ -35,6 +35,12 @@ replay, fill at bar t+1's open — the simulator's timing):
 6. the order manager polls; order events, fills, positions, equity (at bar t's close) and
    risk decisions are written.
 
+Steps 1–5 (the decision path) live in :mod:`~quantum_trading.live.trader_bar`; the exits, the
+restored state, the bar's records (step 6) and the flatten / kill procedures in
+:mod:`~quantum_trading.live.trader_exits`. This module owns the :class:`Trader` itself: its
+construction, start, the event loop and its periodic tasks, ticks, stalls, halts, the kill
+switch and shutdown.
+
 Ticks between bars run the order manager's and position monitor's polls. Concurrent tasks
 write a heartbeat (``kv["heartbeat"]``), read the kill flag (``kv["kill"]``, written by
 ``quantum kill``) and beat the loop watchdog; a watchdog thread detects a stalled feed or loop
@@ -55,34 +61,27 @@ import logging
 import math
 import os
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from quantum_trading.domain import Instrument, Side
+from quantum_trading.domain import Instrument
 from quantum_trading.errors import ConfigError, QuantumError
 from quantum_trading.execution.config import PositionMonitorConfig
 from quantum_trading.execution.errors import ExchangeError
-from quantum_trading.execution.models import (
-    ExchangeOrder,
-    ExchangePosition,
-    LiveOrderType,
-    OrderRequest,
-)
+from quantum_trading.execution.models import ExchangePosition, OrderRequest
 from quantum_trading.execution.order_manager import OrderManager
-from quantum_trading.execution.order_state import ManagedOrder, OrderState
 from quantum_trading.execution.position_monitor import PositionMonitor
 from quantum_trading.execution.protocol import Exchange
 from quantum_trading.live.config import TraderConfig
 from quantum_trading.live.feed import BarFeed, BarHistory, FeedEvent
 from quantum_trading.live.reconcile import reconcile
 from quantum_trading.live.redact import redact_loggers
-from quantum_trading.live.sizing import plan_orders, read_targets
 from quantum_trading.live.store import TradingStore
 from quantum_trading.live.strategy_call import StrategyCall
+from quantum_trading.live.trader_bar import bar_decision, send_orders
 from quantum_trading.live.trader_exits import (
     ExitBook,
     flatten_exchange,
@@ -104,13 +103,6 @@ STATE_KEY = "trader"
 HEARTBEAT_KEY = "heartbeat"
 KILL_KEY = "kill"
 TRADING_STATE_KEY = "trading_state"
-_FILLING = (LiveOrderType.MARKET, LiveOrderType.LIMIT)  # orders whose rest counts as held
-
-
-def _stale_rest(order_type: str, filled: float) -> bool:
-    """Whether a target order still working at the next bar is superseded: a limit order,
-    or a market order that filled part of its size (the rest of a partial fill)."""
-    return order_type == "limit" or (order_type == "market" and filled > 0.0)
 
 
 def _without_wall(state: dict[str, Any] | None) -> Any:
@@ -387,15 +379,16 @@ class Trader:
         """Handle a closed bar (see the module docstring for the order of events).
 
         Python's cyclic garbage collector is held off from the bar's arrival until its
-        orders are out (:meth:`_bar_decision`, ~1 ms): a collection there would cost that
-        bar 0.1–0.7 ms (young generation) or 1–4 ms (middle one, every tenth); the objects
-        the decision made are collected at the next allocation after it, while the bar is
-        persisted. Nothing changes when the collector was already disabled."""
+        orders are out (:func:`~quantum_trading.live.trader_bar.bar_decision`, ~1 ms): a
+        collection there would cost that bar 0.1–0.7 ms (young generation) or 1–4 ms (middle
+        one, every tenth); the objects the decision made are collected at the next allocation
+        after it, while the bar is persisted. Nothing changes when the collector was already
+        disabled."""
         gc_on = gc.isenabled()
         if gc_on:
             gc.disable()
         try:
-            account = await self._bar_decision(event)
+            account = await bar_decision(self, event)
         finally:
             if gc_on:
                 gc.enable()
@@ -403,265 +396,11 @@ class Trader:
             await self.om.poll()
             await self._persist(event, *account)
 
-    async def _bar_decision(self, event: FeedEvent
-                            ) -> tuple[Any, dict[str, ExchangePosition]] | None:
-        """Steps 1–5 of a bar (up to the orders out and their records); returns the account
-        read (balance, positions) for the records, None when it could not be read."""
-        t_in = event.received or time.perf_counter()
-        cpu_in = time.thread_time()
-        assert event.bar_time is not None
-        for stamp, rows in event.history:
-            for s, row in rows.items():
-                self.history[s].append(stamp, row)
-        for s, row in event.bars.items():
-            self.history[s].append(event.bar_time, row)
-        self.summary.bars += 1
-        try:
-            if self._in_flight():  # one more read, at the same time as the account's
-                if self.om.unresolved():  # before the list: a query may send one again
-                    await self.om.resolve_unknown()
-                balance, positions, listed = await asyncio.gather(
-                    self.exchange.balance(), self.exchange.positions(),
-                    self.exchange.open_orders())
-                if await self._supersede(listed):  # cancelled: what filled meanwhile counts
-                    balance, positions, listed = await asyncio.gather(
-                        self.exchange.balance(), self.exchange.positions(),
-                        self.exchange.open_orders())
-                self._working_now = self._working(listed)
-            else:
-                balance = await self.exchange.balance()
-                positions = await self.exchange.positions()
-                self._working_now = {}
-        except ExchangeError as exc:  # the adapter's retries failed: no decision this bar
-            self._alert("exchange", f"bar {event.bar_time}: account unreadable, no decision "
-                        f"this bar ({type(exc).__name__}: {exc})", level="warning")
-            await self.om.poll()
-            self.store.drain_order_manager(self.om)
-            return None
-        closes = {s: float(event.bars[s]["close"]) for s in self.symbols if s in event.bars}
-        flat = []
-        if self.risk is not None:
-            flat = self.risk.update(event.bar_time, balance.equity_usd,
-                                    positions=self._sizes(positions), prices=self._prices(
-                                        positions, closes))
-            if flat:  # the flatten replaces this close's decision (as the simulator)
-                await self._flatten(positions, "risk: drawdown limit", flat)
-        await self.exits.sync(positions)
-        if self.monitor is not None:  # tickers only for a monitor to read
-            await self._poll_monitor(self._tickers(closes))
-        sent = 0
-        if event.reference is not None and not flat and not self._stop.is_set():
-            sent = await self._decide(event, balance, positions)
-        if sent:
-            self.summary.latencies_us.append((self._t_out - t_in) * 1e6)
-            self.summary.cpu_us.append((self._cpu_out - cpu_in) * 1e6)
-            (s0, s1), (p1, w1) = self._t_strategy, self._t_send
-            self.summary.stages_us.append(((s0 - t_in) * 1e6, (s1 - s0) * 1e6, (p1 - s1) * 1e6,
-                                           (w1 - p1) * 1e6, (self._t_out - w1) * 1e6))
-        return balance, positions
-
-    async def _decide(self, event: FeedEvent, balance: Any,
-                      positions: dict[str, ExchangePosition]) -> int:
-        assert event.reference is not None and event.bar_time is not None
-        ref_time = event.bar_time + self.tf
-        ref = event.reference
-        sizes = self._sizes(positions)
-        entries = {s: p.entry_price for s, p in positions.items()}
-        prices = {s: ref[s].price for s in self.symbols}
-        cash = float(balance.wallet_usd)
-        for s in self.symbols:  # funding settled at the reference instant (as the sim)
-            r = ref[s]
-            if sizes.get(s, 0.0) != 0.0 and math.isfinite(r.funding_rate) and r.funding_rate:
-                cash += -sizes[s] * r.mark * r.funding_rate
-        if self.risk is not None:
-            equity = cash + sum(sizes[s] * (prices[s] - entries[s]) for s in self.symbols
-                                if sizes.get(s, 0.0) != 0.0)
-            flat = self.risk.update(ref_time, equity, positions=sizes, prices=prices)
-            if flat:
-                await self._flatten(positions, "risk: drawdown limit", flat)
-                return 0
-        if self.halted:
-            return 0
-        window = {s: self.history[s].window(self.config.window_bars) for s in self.symbols}
-        t0 = time.perf_counter()
-        try:
-            result = self._call_strategy(window)
-            raw = result.targets
-            self._t_strategy = (t0, time.perf_counter())
-        except Exception as exc:
-            self._alert("strategy", f"{self.strategy.name} failed at {event.bar_time}: "
-                        f"{type(exc).__name__}: {exc}", level="error")
-            return 0
-        self.summary.strategy_us.append((self._t_strategy[1] - t0) * 1e6)
-        targets, caps = read_targets(raw, self.last_target, self.config.account, self.leverage)
-        closing = self.exits.closing_symbols()
-        for s in [s for s in targets if s in closing]:
-            del targets[s]  # the monitor is closing it: decide again next bar
-            self.last_target[s] = math.nan
-        if not targets:
-            return 0
-        working = self._working_now
-        plans = plan_orders(ref_time, targets, symbols=self.symbols, cash_usd=cash,
-                            positions=sizes, entries=entries, prices=prices,
-                            instruments=self.instruments, account=self.config.account,
-                            costs=self.config.costs, leverage=self.leverage, risk=self.risk,
-                            flags=caps, working=working)
-        requests: list[tuple[OrderRequest, str, Any]] = []
-        unsent: list[tuple[Any, str | None]] = []  # written after the orders are out
-        for plan in plans:
-            if plan.status != "send":
-                if plan.decision is not None:
-                    unsent.append((plan.decision, None))
-                continue
-            held = sizes.get(plan.symbol, 0.0)
-            opens = plan.units != 0.0 and (held == 0.0 or (plan.units > 0) != (held > 0))
-            if opens:
-                self.exits.expect(plan.symbol, result.exits(plan.symbol))
-            # reduce-only only where it reduces the position held now (orders in flight may
-            # make a reduction of the planned position a flip of the present one)
-            reduce = plan.reduce and held != 0.0 and (plan.size > 0) != (held > 0) and \
-                abs(plan.size) <= abs(held) * (1 + 1e-12)
-            tag = f"target:{plan.symbol}={self.last_target[plan.symbol]!r}@{event.bar_time.value}"
-            requests.append((self._request(plan.symbol, plan.size, reduce_only=reduce),
-                             tag, plan.decision))
-        self._last_bar = event.bar_time
-        sent = await self.send(requests)
-        self.store.record_risk_decisions(unsent)
-        return sent
-
-    def _in_flight(self) -> bool:
-        """Whether orders of an earlier decision may still fill (ours not final, a
-        replacement waiting, a cancel not confirmed, orders adopted on restart)."""
-        return bool(self._superseded or self.om.pending_followups()
-                    or any(o.request.order_type in _FILLING for o in self.om.open_orders())
-                    or any(self._adopted_type(cid) in ("market", "limit")
-                           for cid in self.exits.adopted))
-
-    def _adopted_type(self, client_order_id: str) -> str:
-        """Order type of an adopted order (read from the store once)."""
-        if client_order_id not in self._adopted_types:
-            row = self.store.get_order(client_order_id)
-            self._adopted_types[client_order_id] = "" if row is None else row.order_type
-        return self._adopted_types[client_order_id]
-
-    async def _supersede(self, listed: list[ExchangeOrder]) -> bool:
-        """Target orders of an earlier decision still working when a bar closes — the rest
-        of a partly filled order, a limit order not filled, a replacement waiting to be
-        sent — are cancelled: this bar decides again for their symbols from the position
-        held (their last target is forgotten, so the decision is made even when the target
-        did not change). A market order that has not filled anything yet is on its way (a
-        replay behind the trader) and stays; its size counts as held (:meth:`_working`), as
-        does the rest of a cancel not confirmed yet, looked at again at the next bar.
-
-        ``listed``: the exchange's open orders, read with the account (what filled comes
-        from there: no order-manager poll in the decision path; orders whose fate was
-        unknown were queried before it was read). Returns whether anything was cancelled.
-        Not called while nothing is in flight (the usual case)."""
-        on_exchange = {o.client_order_id: o for o in listed}
-        cancelled = False
-        for o in self.om.pending_followups():
-            if o.tag.startswith("target:"):
-                await self.om.cancel(o.client_order_id, reason="superseded by the next decision")
-                self._superseded[o.client_order_id] = o.symbol
-        for o in self.om.open_orders():
-            snap = on_exchange.get(o.client_order_id)
-            if snap is not None and o.tag.startswith("target:") and \
-                    _stale_rest(o.request.order_type.value, snap.filled):
-                await self.om.cancel(o.client_order_id, reason="superseded by the next decision")
-                self._superseded[o.client_order_id] = o.symbol
-                cancelled = True
-        for cid, symbol in list(self.exits.adopted.items()):
-            snap = on_exchange.get(cid)
-            row = self.store.get_order(cid) if snap is not None else None
-            if row is not None and (row.tag or "").startswith("target:") and \
-                    _stale_rest(row.order_type, snap.filled):
-                await self.exits.cancel(symbol, cid)
-                self._superseded[cid] = symbol
-                cancelled = True
-        for cid, symbol in list(self._superseded.items()):
-            order = self.om.orders.get(cid)
-            if order is None or order.is_terminal:
-                del self._superseded[cid]
-                if order is None or order.remaining > 1e-12 * max(1.0, order.amount):
-                    self.last_target[symbol] = math.nan  # decide again from what is held
-        self.store.drain_order_manager(self.om)
-        return cancelled
-
-    def _working(self, listed: list[ExchangeOrder]) -> dict[str, float]:
-        """Signed size still to fill of our market / limit orders, by symbol: the rest the
-        exchange lists for each open one (``listed``), the whole size of ours it does not
-        list yet (not sent, or not answered: they may still arrive), nothing for the ones
-        it no longer lists (finished)."""
-        on_exchange = {o.client_order_id: o for o in listed}
-        out: dict[str, float] = {}
-
-        def add(symbol: str, signed: float) -> None:
-            out[symbol] = out.get(symbol, 0.0) + signed
-
-        for o in self.om.open_orders():
-            if o.request.order_type not in _FILLING:
-                continue
-            snap = on_exchange.get(o.client_order_id)
-            if snap is not None:
-                add(o.symbol, int(o.side) * max(snap.amount - snap.filled, 0.0))
-            elif o.state in (OrderState.NEW, OrderState.UNKNOWN):
-                add(o.symbol, int(o.side) * o.remaining)
-        for cid in self.exits.adopted:
-            snap = on_exchange.get(cid)
-            if snap is not None and snap.order_type in _FILLING:
-                add(snap.symbol, int(snap.side) * max(snap.amount - snap.filled, 0.0))
-        return out
-
-    def _request(self, symbol: str, size: float, *, reduce_only: bool) -> OrderRequest:
-        side = Side.BUY if size > 0 else Side.SELL
-        cid = self.om.new_client_order_id()
-        if self.config.entry_order == "limit":
-            from quantum_trading.execution.order_state import round_to_step
-
-            bid, ask = self._quote(symbol)
-            tick = self.instruments[symbol].tick_size
-            price = round_to_step(bid, tick, "down") if side is Side.BUY else \
-                round_to_step(ask, tick, "up")
-            return OrderRequest(symbol, side, LiveOrderType.LIMIT, abs(size), price=price,
-                                reduce_only=reduce_only, client_order_id=cid)
-        return OrderRequest(symbol, side, LiveOrderType.MARKET, abs(size),
-                            reduce_only=reduce_only, client_order_id=cid)
-
-    def _quote(self, symbol: str) -> tuple[float, float]:
-        last = self.history[symbol].window(1)["close"].iloc[-1]
-        hs = self.config.costs.half_spread_bps / 1e4
-        return float(last) * (1 - hs), float(last) * (1 + hs)
-
     async def send(self, requests: list[tuple[OrderRequest, str, Any]]) -> int:
-        """Write every order ahead (state ``new``, one committed transaction for the batch,
-        :meth:`TradingStore.write_ahead`; a target order's tag carries the target and its
-        bar, so a restart knows the decision was made), then send them in order through the
-        order manager; then record the risk decisions (one transaction) and the trader's
-        state. Returns how many were sent."""
-        if not requests:
-            return 0
-        now = self.clock()
-        t_plan = time.perf_counter()
-        self.store.write_ahead([ManagedOrder(request=req, created_at=now, tag=tag,
-                                             root_id=req.client_order_id)
-                                for req, tag, _ in requests])
-        t_written = time.perf_counter()
-        orders = [await self.om.submit(req, tag=tag) for req, tag, _ in requests]
-        self._t_out = time.perf_counter()
-        self._cpu_out = time.thread_time()
-        self._t_send = (t_plan, t_written)
-        self.store.record_risk_decisions((decision, req.client_order_id)
-                                         for req, _, decision in requests
-                                         if decision is not None)
-        for (req, tag, _), order in zip(requests, orders, strict=True):
-            self.summary.orders_sent += 1
-            if order.state.value == "rejected":
-                self.summary.rejected += 1
-                self._alert("order_rejected", f"{tag} {req.client_order_id} rejected: "
-                            f"{order.reason}", level="error", symbol=req.symbol,
-                            client_order_id=req.client_order_id)
-        self._save_state()
-        return len(requests)
+        """Write every order ahead, send them through the order manager, record the risk
+        decisions and the trader's state; returns how many were sent
+        (:func:`~quantum_trading.live.trader_bar.send_orders`)."""
+        return await send_orders(self, requests)
 
     # ------------------------------------------------------------------ ticks, persistence
     async def on_tick(self, event: FeedEvent) -> None:
@@ -678,25 +417,11 @@ class Trader:
         for action in actions:
             self.store.record_exit(action)
 
-    def _tickers(self, closes: dict[str, float]) -> dict[str, Any]:
-        from quantum_trading.execution.models import Ticker
-
-        now = self.clock()
-        return {s: Ticker(s, c, c, c, now) for s, c in closes.items()}
-
     async def _persist(self, event: FeedEvent, balance: Any,
                        positions: dict[str, ExchangePosition]) -> None:
         await persist_bar(self, event, balance, positions)
 
     # ------------------------------------------------------------------ helpers
-    def _sizes(self, positions: dict[str, ExchangePosition]) -> dict[str, float]:
-        return {s: (positions[s].size if s in positions else 0.0) for s in self.symbols}
-
-    def _prices(self, positions: dict[str, ExchangePosition], closes: dict[str, float]
-                ) -> dict[str, float]:
-        return {s: closes.get(s, positions[s].mark_price if s in positions else math.nan)
-                for s in self.symbols}
-
     def _alert(self, kind: str, message: str, *, level: str = "warning",
                symbol: str | None = None, client_order_id: str | None = None) -> None:
         text = self.store.redact(message)
