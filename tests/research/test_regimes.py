@@ -12,6 +12,7 @@ from scipy.stats import multivariate_normal
 from quantum_trading.backtest import Backtest
 from quantum_trading.data import REGIME_NAMES, generate_market
 from quantum_trading.errors import ConfigError
+from quantum_trading.research.hmm_filter import forward_filter, gaussian_log_density
 from quantum_trading.research.regime_analysis import (
     detect_regimes,
     regime_bands_figure,
@@ -22,8 +23,6 @@ from quantum_trading.research.regime_analysis import (
 from quantum_trading.research.regimes import (
     REGIME_LABELS,
     HMMRegimes,
-    _forward_filter,
-    _log_density,
     _state_names,
     hmm_features,
     hmm_regimes,
@@ -168,11 +167,11 @@ def test_forward_filter_matches_hmmlearn_posterior_at_the_last_bar(distinct_mark
     model = distinct_hmm.model
     raw = hmm_features(distinct_market.ohlcv[SYMBOL].iloc[:600])
     z = ((raw - distinct_hmm._mean) / distinct_hmm._std).dropna().to_numpy()
-    loglik = _log_density(z, model.means_, model.covars_)
+    loglik = gaussian_log_density(z, model.means_, model.covars_)
     for k in range(model.n_components):
         expected = multivariate_normal(model.means_[k], model.covars_[k]).logpdf(z)
         np.testing.assert_allclose(loglik[:, k], expected, rtol=1e-10, atol=1e-10)
-    filtered = _forward_filter(loglik, np.ones(len(z), bool), model.transmat_, model.startprob_)
+    filtered = forward_filter(loglik, np.ones(len(z), bool), model.transmat_, model.startprob_)
     for t in (0, 5, 77, len(z) - 1):
         smoothed_last = model.predict_proba(z[: t + 1])[-1]
         np.testing.assert_allclose(filtered[t], smoothed_last, atol=1e-8)
@@ -182,7 +181,7 @@ def test_forward_filter_steps_over_missing_rows():
     trans = np.array([[0.9, 0.1], [0.2, 0.8]])
     loglik = np.log(np.array([[0.5, 0.1], [1.0, 1.0], [0.2, 0.6]]))
     start = np.array([0.5, 0.5])
-    out = _forward_filter(loglik, np.array([True, False, True]), trans, start)
+    out = forward_filter(loglik, np.array([True, False, True]), trans, start)
     a0 = start * [0.5, 0.1] / (start * [0.5, 0.1]).sum()
     pred = a0 @ trans @ trans  # two steps: the missing bar only moves time on
     a2 = pred * [0.2, 0.6] / (pred * [0.2, 0.6]).sum()
@@ -451,3 +450,22 @@ def test_regime_bands_figure_by_hand():
         regime_bands_figure(close, {})
     with pytest.raises(ConfigError, match="max_cells"):
         regime_bands_figure(close, {"r": rules}, max_cells=1)
+
+
+def test_hmmlearn_convergence_notes_are_counted_not_printed(caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    """hmmlearn logs "Model is not converging" for each EM step whose likelihood fell; a fit
+    counts those in ``em_decreases`` and nothing reaches the log."""
+    import logging
+
+    from quantum_trading.research.regimes import _counted_em_warnings
+
+    with caplog.at_level(logging.WARNING, logger="hmmlearn.base"):
+        with _counted_em_warnings() as notes:
+            logging.getLogger("hmmlearn.base").warning("Model is not converging.  Current: 1")
+        logging.getLogger("hmmlearn.base").warning("after the fit")
+    assert notes == ["Model is not converging.  Current: 1"]
+    assert [r.getMessage() for r in caplog.records] == ["after the fit"]
+    bars = generate_market(n_assets=1, n_bars=1500, seed=2).ohlcv[SYMBOL]
+    model = HMMRegimes(n_states=3, n_init=2, n_iter=30).fit(bars)
+    assert isinstance(model.em_decreases, int) and model.em_decreases >= 0

@@ -34,8 +34,10 @@ accuracy after the best one-to-one label matching (Hungarian algorithm);
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -43,6 +45,11 @@ import pandas as pd
 
 from quantum_trading.errors import ConfigError
 from quantum_trading.features import adx, ema, realised_volatility, rolling_quantile
+from quantum_trading.research.hmm_filter import (
+    forward_filter,
+    gaussian_log_density,
+    stationary_distribution,
+)
 
 __all__ = [
     "HMM_FEATURES",
@@ -252,55 +259,6 @@ def hmm_features(
     return frame.replace([np.inf, -np.inf], np.nan)
 
 
-def _stationary(transmat: np.ndarray) -> np.ndarray:
-    k = transmat.shape[0]
-    system = np.vstack([transmat.T - np.eye(k), np.ones(k)])
-    probs = np.linalg.lstsq(system, np.r_[np.zeros(k), 1.0], rcond=None)[0]
-    probs = np.clip(probs, 0.0, None)
-    return probs / probs.sum() if probs.sum() > 0 else np.full(k, 1.0 / k)
-
-
-def _log_density(x: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarray:
-    """``[T, K]`` log N(x_t; mean_k, cov_k) for full ``[K, D, D]`` covariances."""
-    n, d = x.shape
-    out = np.empty((n, means.shape[0]))
-    for k in range(means.shape[0]):
-        chol = np.linalg.cholesky(covars[k])
-        sol = np.linalg.solve(chol, (x - means[k]).T)
-        out[:, k] = (-0.5 * np.sum(sol * sol, axis=0) - np.sum(np.log(np.diag(chol)))
-                     - 0.5 * d * math.log(2.0 * math.pi))
-    return out
-
-
-def _forward_filter(loglik: np.ndarray, valid: np.ndarray, transmat: np.ndarray,
-                    start: np.ndarray) -> np.ndarray:
-    """Filtered ``P(state_t | x_1..t)`` per row; NaN rows where ``valid`` is False.
-
-    The recursion starts at the first valid row from ``start``; an invalid row later on
-    only advances the prediction one step (time passes, nothing is observed).
-    """
-    n, k = loglik.shape
-    out = np.full((n, k), np.nan)
-    pred = start.copy()
-    started = False
-    for t in range(n):
-        if not valid[t]:
-            if started:
-                pred = pred @ transmat
-            continue
-        started = True
-        row = loglik[t]
-        weights = pred * np.exp(row - row.max())
-        total = weights.sum()
-        if not (total > 0.0 and np.isfinite(total)):  # impossible under the prediction
-            weights = np.exp(row - row.max())
-            total = weights.sum()
-        alpha = weights / total
-        out[t] = alpha
-        pred = alpha @ transmat
-    return out
-
-
 def _state_names(mean_return: np.ndarray, volatility: np.ndarray) -> tuple[str, ...]:
     """Interpretable, unique names from each state's mean return and volatility."""
     k = len(mean_return)
@@ -328,6 +286,24 @@ def _runs(valid: np.ndarray) -> list[int]:
     edges = np.diff(np.r_[0, valid.astype(np.int8), 0])
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     return (stops - starts).tolist()
+
+
+@contextmanager
+def _counted_em_warnings() -> Iterator[list[str]]:
+    """Collect hmmlearn's "Model is not converging" lines (one per EM iteration whose
+    log-likelihood fell) into the yielded list instead of printing them."""
+    messages: list[str] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        messages.append(record.getMessage())
+        return False
+
+    hmm_log = logging.getLogger("hmmlearn.base")
+    hmm_log.addFilter(keep)
+    try:
+        yield messages
+    finally:
+        hmm_log.removeFilter(keep)
 
 
 class HMMRegimes:
@@ -364,6 +340,9 @@ class HMMRegimes:
     model:
         The fitted ``hmmlearn.hmm.GaussianHMM`` (None before :meth:`fit`; so are the two
         above empty).
+    em_decreases:
+        EM iterations (all ``n_init`` fits) whose log-likelihood fell (hmmlearn's "Model is
+        not converging", counted instead of printed; many: try another covariance / n_states).
 
     Features are standardised with the mean and standard deviation of the training window
     (stored), so the filtered mode never uses a statistic of later data.
@@ -406,6 +385,7 @@ class HMMRegimes:
         self.model: Any = None
         self.state_names: tuple[str, ...] = ()
         self.summary: pd.DataFrame = pd.DataFrame()
+        self.em_decreases = 0
         self._mean = np.zeros(0)
         self._std = np.ones(0)
 
@@ -444,7 +424,8 @@ class HMMRegimes:
         z = (x - self._mean) / self._std
         lengths = _runs(valid)
         best, best_score = None, -np.inf
-        with threadpool_limits(1):  # tiny matrices: BLAS threads only add overhead
+        # tiny matrices: BLAS threads only add overhead
+        with threadpool_limits(1), _counted_em_warnings() as decreases:
             for i in range(self.n_init):
                 model = GaussianHMM(n_components=self.n_states,
                                     covariance_type=self.covariance_type, n_iter=self.n_iter,
@@ -454,6 +435,7 @@ class HMMRegimes:
                 if score > best_score:
                     best, best_score = model, score
             posterior = best.predict_proba(z, lengths)  # type: ignore[union-attr]
+        self.em_decreases = len(decreases)
         self.model = best
         with np.errstate(divide="ignore", invalid="ignore"):
             logret = np.log(close).diff().to_numpy()[valid]
@@ -492,9 +474,9 @@ class HMMRegimes:
         z = (raw.to_numpy() - self._mean) / self._std
         loglik = np.zeros((len(z), self.n_states))
         if valid.any():
-            loglik[valid] = _log_density(z[valid], self.model.means_, self.model.covars_)
-        probs = _forward_filter(loglik, valid, self.model.transmat_,
-                                _stationary(self.model.transmat_))
+            loglik[valid] = gaussian_log_density(z[valid], self.model.means_, self.model.covars_)
+        probs = forward_filter(loglik, valid, self.model.transmat_,
+                                stationary_distribution(self.model.transmat_))
         return pd.DataFrame(probs, index=raw.index, columns=list(self.state_names))
 
     def predict(self, data: pd.DataFrame | pd.Series) -> pd.Series:
