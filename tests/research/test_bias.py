@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantum_trading.data import generate_market
 from quantum_trading.errors import ConfigError
 from quantum_trading.research.bias import (
     LookAheadError,
@@ -16,29 +15,16 @@ from quantum_trading.research.bias import (
 )
 from quantum_trading.strategies import CausalityError, IntParam, strategy_from_function
 
-SYMBOL = "BTC/USDT:USDT"
+from ._bars import noise_bars
+from ._bars import trending_bars as make_trending_bars
+
 TREND_PARAMS = {"fast": 10, "slow": 50, "direction": "both"}
-
-
-def _noise_bars(seed: int, n: int = 2000, vol: float = 0.01) -> pd.DataFrame:
-    """A driftless i.i.d. random walk: nothing in the order of bars to exploit."""
-    rng = np.random.default_rng(seed)
-    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
-    close = 100.0 * np.exp(np.cumsum(vol * rng.standard_normal(n)))
-    open_ = np.r_[100.0, close[:-1]]
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol / 2, n)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol / 2, n)))
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
-                         "volume": 1000.0 + rng.random(n)}, index=idx)
 
 
 @pytest.fixture(scope="module")
 def trending_bars() -> pd.DataFrame:
-    """Synthetic market with long, strong trends: a planted edge for trend following."""
-    market = generate_market(n_assets=1, n_bars=2000, seed=1,
-                             regime_drift_annual=(8.0, -8.0, 0.0, -20.0),
-                             regime_durations_h=(240.0, 240.0, 120.0, 12.0))
-    return market.ohlcv[SYMBOL]
+    """Long, strong trends: a planted edge for trend following."""
+    return make_trending_bars()
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,12 +177,12 @@ def test_permutation_test_finds_a_planted_trend_edge(trending_bars):
 
 
 def test_permutation_test_on_noise_gives_large_and_spread_p_values():
-    res = permutation_test("trend_following", _noise_bars(2), params=TREND_PARAMS,
+    res = permutation_test("trend_following", noise_bars(2), params=TREND_PARAMS,
                            n_permutations=49, seed=0)
     assert res.p_value > 0.3  # measured 0.88
     # under the null the p-value is uniform on {1/20, ..., 1}: mean 0.525, sd of a mean of 10
     # about 0.09 (measured here 0.70; over 80 other series 0.49, quintile counts 16 13 25 9 17)
-    p = np.array([permutation_test("trend_following", _noise_bars(s, n=1000),
+    p = np.array([permutation_test("trend_following", noise_bars(s, n=1000),
                                    params=TREND_PARAMS, n_permutations=19, seed=s).p_value
                   for s in range(10, 20)])
     assert 0.3 < p.mean() < 0.75

@@ -12,7 +12,6 @@ import pytest
 
 from quantum_trading.backtest import Backtest
 from quantum_trading.backtest import metrics as m
-from quantum_trading.data import generate_market
 from quantum_trading.errors import ConfigError
 from quantum_trading.research.reports import VALIDATION_SECTIONS, write_validation_report
 from quantum_trading.research.splits import cpcv_n_paths
@@ -20,29 +19,16 @@ from quantum_trading.research.stats import min_track_record_length
 from quantum_trading.research.validate import neighbour_params, validate_strategy
 from quantum_trading.strategies import IntParam, get_strategy, strategy_from_function
 
-SYMBOL = "BTC/USDT:USDT"
+from ._bars import noise_bars
+from ._bars import trending_bars as make_trending_bars
+
 PARAMS = {"fast": 10, "slow": 50, "direction": "both"}
-
-
-def _noise_bars(seed: int, n: int = 2000, vol: float = 0.01) -> pd.DataFrame:
-    """A driftless i.i.d. random walk: nothing in the order of bars to exploit."""
-    rng = np.random.default_rng(seed)
-    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
-    close = 100.0 * np.exp(np.cumsum(vol * rng.standard_normal(n)))
-    open_ = np.r_[100.0, close[:-1]]
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol / 2, n)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol / 2, n)))
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
-                         "volume": 1000.0 + rng.random(n)}, index=idx)
 
 
 @pytest.fixture(scope="module")
 def edge() -> pd.DataFrame:
     """Long, strong trends: a planted edge for trend following."""
-    market = generate_market(n_assets=1, n_bars=2000, seed=1,
-                             regime_drift_annual=(8.0, -8.0, 0.0, -20.0),
-                             regime_durations_h=(240.0, 240.0, 120.0, 12.0))
-    return market.ohlcv[SYMBOL]
+    return make_trending_bars()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +38,7 @@ def on_edge(edge: pd.DataFrame):
 
 @pytest.fixture(scope="module")
 def on_noise():
-    return validate_strategy("trend_following", _noise_bars(2), params=PARAMS,
+    return validate_strategy("trend_following", noise_bars(2), params=PARAMS,
                              n_permutations=39)
 
 

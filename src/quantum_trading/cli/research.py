@@ -7,7 +7,6 @@ Parsing and printing only; the work is done by :mod:`quantum_trading.research`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from quantum_trading.cli import _options as opt
 from quantum_trading.cli._console import console
 from quantum_trading.errors import ConfigError
 from quantum_trading.paths import user_data_dir
@@ -114,16 +114,11 @@ def _best_table(res: Any, rows: int) -> Table:
 def optimize(
     strategy: str = typer.Option(..., "--strategy", "-s", help="Registered strategy name, e.g. "
                                  "trend_following."),
-    data: str = typer.Option(..., "--data", "-d", help="A data file, a freqtrade data folder "
-                             "(with --symbol), or an exchange name in the store."),
-    symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol, e.g. BTC/USDT:USDT."),
-    exchange: str | None = typer.Option(None, "--exchange", "-e",
-                                        help="Exchange folder inside a data folder."),
-    timeframe: str | None = typer.Option(None, "--timeframe", "-t",
-                                         help="Bar length, e.g. 1h (default: from the file "
-                                         "name, else 1h)."),
-    funding: Path | None = typer.Option(None, "--funding", help="Funding-rate file (default: "
-                                        "the one next to the data, if any)."),
+    data: str = opt.DATA,
+    symbol: str | None = opt.SYMBOL,
+    exchange: str | None = opt.EXCHANGE,
+    timeframe: str | None = opt.TIMEFRAME,
+    funding: Path | None = opt.FUNDING,
     grid: list[str] = typer.Option([], "--grid", "-g", help="Values of one parameter: "
                                    "name=a:b:n (n values from a to b), name=v1,v2,… or name=v. "
                                    "Repeat per parameter; unnamed parameters stay at their "
@@ -138,38 +133,28 @@ def optimize(
     objective: str = typer.Option("Sharpe Ratio", "--objective", "-o",
                                   help="Backtest statistic to optimise, e.g. 'Sharpe Ratio', "
                                   "'Return [%]', 'Calmar Ratio'."),
-    minimize: bool = typer.Option(False, "--minimize", help="Lower objective is better."),
-    min_trades: int | None = typer.Option(None, "--min-trades", min=0,
-                                          help="Sets with fewer trades are infeasible."),
-    max_dd: float | None = typer.Option(None, "--max-dd", min=0.0, max=100.0,
-                                        help="Sets with a deeper max drawdown (%) are "
-                                        "infeasible."),
-    backend: str = typer.Option("local", "--backend", "-b", help="local (all cores) or ray."),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster head host:port "
-                                       "(with --backend ray; default: a local Ray instance)."),
-    workers: int | None = typer.Option(None, "--workers", "-w", min=1,
-                                       help="Local cores to use (default: all)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of Optuna's TPE sampler."),
+    minimize: bool = opt.MINIMIZE,
+    min_trades: int | None = opt.MIN_TRADES,
+    max_dd: float | None = opt.MAX_DD,
+    backend: str = opt.BACKEND,
+    address: str | None = opt.ADDRESS,
+    workers: int | None = opt.WORKERS,
+    seed: int = opt.SEED,
     no_pruning: bool = typer.Option(False, "--no-pruning", help="Run every Optuna trial to "
                                     "the end."),
-    leverage: float = typer.Option(1.0, "--leverage", min=1.0, max=1000.0,
-                                   help="Account leverage (≤ the instrument's maximum)."),
-    initial_cash: float = typer.Option(10_000.0, "--initial-cash", min=1.0,
-                                       help="Starting balance, USDT."),
-    fee_bps: float | None = typer.Option(None, "--fee-bps", min=0.0, max=1000.0,
-                                         help="Taker fee in bps (default: the instrument's)."),
-    slippage_bps: float = typer.Option(1.0, "--slippage-bps", min=0.0, max=1000.0,
-                                       help="Slippage per market fill, bps."),
-    risk: Path | None = typer.Option(None, "--risk", help="Risk limits YAML (default: the "
-                                     "built-in limits)."),
-    no_risk: bool = typer.Option(False, "--no-risk", help="Backtest without the risk engine."),
+    leverage: float = opt.LEVERAGE,
+    initial_cash: float = opt.CASH,
+    fee_bps: float | None = opt.FEE,
+    slippage_bps: float = opt.SLIPPAGE,
+    risk: Path | None = opt.RISK,
+    no_risk: bool = opt.NO_RISK,
     report: Path | None = typer.Option(None, "--report", help="Where to write the HTML report "
                                        "(default: user_data/reports/optimize-<strategy>-"
                                        "<symbol>-<time>.html)."),
     regimes: str = typer.Option("rules", "--regimes", help="Regime detectors for the "
                                 "report's regime timeline: rules, hmm, rules,hmm or none."),
     top: int = typer.Option(10, "--top", min=1, help="Best parameter sets to print."),
-    user_data: Path | None = typer.Option(None, "--user-data", help="The user_data folder."),
+    user_data: Path | None = opt.USER_DATA,
 ) -> None:
     """Optimise a strategy's parameters (grid or Optuna) and say whether the best is real.
 
@@ -188,11 +173,8 @@ def optimize(
     )
 
     from quantum_trading.backtest.inputs import load_bars
-    from quantum_trading.data.symbols import symbol_to_filename
     from quantum_trading.research.optimize import optimize as run_optimize
     from quantum_trading.research.report import write_optimization_report
-    from quantum_trading.risk.config import load_risk_config
-    from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig
     from quantum_trading.strategies import get_strategy
 
     strat = get_strategy(strategy)
@@ -203,16 +185,14 @@ def optimize(
         raise ConfigError("--trials is for --method optuna")
     values = parse_grid(strat, grid) if grid else None
     detectors = parse_regimes(regimes)
-    fixed = strat.params.parse(param) if param else {}
-    fixed = {k: v for k, v in fixed.items() if any(p.split("=")[0].strip() == k for p in param)}
+    fixed = opt.fixed_params(strat, param)
     folder = user_data_dir(user_data)
     loaded = load_bars(data, symbol=symbol, exchange=exchange, timeframe=timeframe,
                        funding=funding, data_dir=folder / "data")
     for note in loaded.notes:
         console.print(note, highlight=False, soft_wrap=True)
-    costs = CostsConfig(taker_fee_bps=fee_bps, slippage_bps=slippage_bps)
-    account = AccountConfig(initial_cash_usd=initial_cash, leverage=leverage)
-    limits = None if no_risk else (load_risk_config(risk) if risk else RiskConfig())
+    costs, account, limits = opt.run_configs(leverage, initial_cash, fee_bps, slippage_bps, risk,
+                                             no_risk)
     total = trials if chosen == "optuna" else None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -239,9 +219,6 @@ def optimize(
                   highlight=False, soft_wrap=True)
     style = "green" if result.best_params is not None and result.dsr >= 0.95 else "yellow"
     console.print(f"[{style}]{escape(result.verdict)}[/{style}]", soft_wrap=True)
-    if report is None:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        report = (folder / "reports" /
-                  f"optimize-{strat.name}-{symbol_to_filename(loaded.symbol)}-{stamp}.html")
+    report = opt.report_path(report, folder, "optimize", strat.name, loaded.symbol)
     path = write_optimization_report(result, report, notes=tuple(loaded.notes))
     console.print(f"report written to [bold]{path}[/bold]", soft_wrap=True)

@@ -9,7 +9,6 @@ Parsing and printing only; the work is done by
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from quantum_trading.cli import _options as opt
 from quantum_trading.cli._console import console
 from quantum_trading.errors import ConfigError
 from quantum_trading.paths import user_data_dir
@@ -27,26 +27,6 @@ __all__ = ["folds_table", "validate", "walk_forward"]
 
 _STRATEGY = typer.Option(..., "--strategy", "-s", help="Registered strategy name, e.g. "
                          "trend_following (an unknown name lists them all).")
-_DATA = typer.Option(..., "--data", "-d", help="A data file, a freqtrade data folder (with "
-                     "--symbol), or an exchange name in the store.")
-_SYMBOL = typer.Option(None, "--symbol", help="ccxt symbol, e.g. BTC/USDT:USDT.")
-_EXCHANGE = typer.Option(None, "--exchange", "-e", help="Exchange folder inside a data folder.")
-_TIMEFRAME = typer.Option(None, "--timeframe", "-t", help="Bar length, e.g. 1h (default: from "
-                          "the file name, else 1h).")
-_FUNDING = typer.Option(None, "--funding", help="Funding-rate file (default: the one next to "
-                        "the data, if any).")
-_LEVERAGE = typer.Option(1.0, "--leverage", min=1.0, max=1000.0,
-                         help="Account leverage (≤ the instrument's maximum).")
-_CASH = typer.Option(10_000.0, "--initial-cash", min=1.0, help="Starting balance, USDT.")
-_FEE = typer.Option(None, "--fee-bps", min=0.0, max=1000.0,
-                    help="Taker fee in bps (default: the instrument's).")
-_SLIPPAGE = typer.Option(1.0, "--slippage-bps", min=0.0, max=1000.0,
-                         help="Slippage per market fill, bps.")
-_RISK = typer.Option(None, "--risk", help="Risk limits YAML (default: the built-in limits).")
-_NO_RISK = typer.Option(False, "--no-risk", help="Backtest without the risk engine.")
-_USER_DATA = typer.Option(None, "--user-data", help="The user_data folder.")
-
-
 def _cell(value: Any, digits: int = 3) -> str:
     if value is None:
         return "–"
@@ -98,34 +78,6 @@ def _stats_table(stats: pd.Series, *, title: str) -> Table:
     return table
 
 
-def _configs(leverage: float, initial_cash: float, fee_bps: float | None, slippage_bps: float,
-             risk: Path | None, no_risk: bool) -> tuple[Any, Any, Any]:
-    from quantum_trading.risk.config import load_risk_config
-    from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig
-
-    costs = CostsConfig(taker_fee_bps=fee_bps, slippage_bps=slippage_bps)
-    account = AccountConfig(initial_cash_usd=initial_cash, leverage=leverage)
-    limits = None if no_risk else (load_risk_config(risk) if risk else RiskConfig())
-    return costs, account, limits
-
-
-def _fixed(strat: Any, param: list[str]) -> dict[str, Any]:
-    """Only the parameters named on the command line (validated), not the defaults."""
-    parsed = strat.params.parse(param) if param else {}
-    named = {p.split("=")[0].strip() for p in param}
-    return {k: v for k, v in parsed.items() if k in named}
-
-
-def _report_path(report: Path | None, folder: Path, kind: str, strategy: str,
-                 symbol: str) -> Path:
-    if report is not None:
-        return report
-    from quantum_trading.data.symbols import symbol_to_filename
-
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return folder / "reports" / f"{kind}-{strategy}-{symbol_to_filename(symbol)}-{stamp}.html"
-
-
 def _progress_bar():
     from rich.progress import (
         BarColumn,
@@ -141,11 +93,11 @@ def _progress_bar():
 
 def walk_forward(
     strategy: str = _STRATEGY,
-    data: str = _DATA,
-    symbol: str | None = _SYMBOL,
-    exchange: str | None = _EXCHANGE,
-    timeframe: str | None = _TIMEFRAME,
-    funding: Path | None = _FUNDING,
+    data: str = opt.DATA,
+    symbol: str | None = opt.SYMBOL,
+    exchange: str | None = opt.EXCHANGE,
+    timeframe: str | None = opt.TIMEFRAME,
+    funding: Path | None = opt.FUNDING,
     grid: list[str] = typer.Option([], "--grid", "-g", help="Values of one parameter: "
                                    "name=a:b:n (n values from a to b), name=v1,v2,… or name=v. "
                                    "Repeat per parameter. Without any: 5 values of every "
@@ -172,32 +124,27 @@ def walk_forward(
                                       help="Optuna trials per fold."),
     objective: str = typer.Option("Sharpe Ratio", "--objective", "-o", help="Backtest "
                                   "statistic to optimise, e.g. 'Sharpe Ratio', 'Return [%]'."),
-    minimize: bool = typer.Option(False, "--minimize", help="Lower objective is better."),
-    min_trades: int | None = typer.Option(None, "--min-trades", min=0,
-                                          help="Sets with fewer trades are infeasible."),
-    max_dd: float | None = typer.Option(None, "--max-dd", min=0.0, max=100.0,
-                                        help="Sets with a deeper max drawdown (%) are "
-                                        "infeasible."),
-    backend: str = typer.Option("local", "--backend", "-b", help="local (all cores) or ray."),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster head host:port "
-                                       "(with --backend ray)."),
-    workers: int | None = typer.Option(None, "--workers", "-w", min=1,
-                                       help="Local cores to use (default: all)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of Optuna's TPE sampler."),
+    minimize: bool = opt.MINIMIZE,
+    min_trades: int | None = opt.MIN_TRADES,
+    max_dd: float | None = opt.MAX_DD,
+    backend: str = opt.BACKEND,
+    address: str | None = opt.ADDRESS,
+    workers: int | None = opt.WORKERS,
+    seed: int = opt.SEED,
     no_rank: bool = typer.Option(False, "--no-rank", help="Skip ranking every parameter set "
                                  "on each fold's out-of-sample bars (no walk-forward PBO)."),
     dsr_trials: int = typer.Option(1, "--dsr-trials", min=1, help="Walk-forward "
                                    "configurations tried, for the OOS deflated Sharpe ratio."),
-    leverage: float = _LEVERAGE,
-    initial_cash: float = _CASH,
-    fee_bps: float | None = _FEE,
-    slippage_bps: float = _SLIPPAGE,
-    risk: Path | None = _RISK,
-    no_risk: bool = _NO_RISK,
+    leverage: float = opt.LEVERAGE,
+    initial_cash: float = opt.CASH,
+    fee_bps: float | None = opt.FEE,
+    slippage_bps: float = opt.SLIPPAGE,
+    risk: Path | None = opt.RISK,
+    no_risk: bool = opt.NO_RISK,
     report: Path | None = typer.Option(None, "--report", help="Where to write the HTML report "
                                        "(default: user_data/reports/walk-forward-<strategy>-"
                                        "<symbol>-<time>.html)."),
-    user_data: Path | None = _USER_DATA,
+    user_data: Path | None = opt.USER_DATA,
 ) -> None:
     """Walk-forward analysis: optimise on each in-sample window, trade the bars after it.
 
@@ -218,7 +165,7 @@ def walk_forward(
     if chosen == "grid" and trials is not None:
         raise ConfigError("--trials is for --method optuna")
     values = parse_grid(strat, grid) if grid else None
-    fixed = _fixed(strat, param)
+    fixed = opt.fixed_params(strat, param)
     folder = user_data_dir(user_data)
     loaded = load_bars(data, symbol=symbol, exchange=exchange, timeframe=timeframe,
                        funding=funding, data_dir=folder / "data")
@@ -227,7 +174,7 @@ def walk_forward(
     n = len(loaded.bars)
     test = test_bars or (max(2, (train_bars or 0) // 3) if train_bars else max(2, n // 7))
     train = train_bars or 3 * test
-    costs, account, limits = _configs(leverage, initial_cash, fee_bps, slippage_bps, risk,
+    costs, account, limits = opt.run_configs(leverage, initial_cash, fee_bps, slippage_bps, risk,
                                       no_risk)
     with _progress_bar() as bar:
         folds_task = bar.add_task(f"walk-forward of {strat.name} on {loaded.symbol}", total=None)
@@ -257,18 +204,18 @@ def walk_forward(
                   f"deflated Sharpe ratio {_cell(s['Deflated Sharpe Ratio'])} · walk-forward "
                   f"PBO {_cell(s['Walk-Forward PBO'])}", highlight=False, soft_wrap=True)
     path = write_walk_forward_report(
-        result, _report_path(report, folder, "walk-forward", strat.name, loaded.symbol),
+        result, opt.report_path(report, folder, "walk-forward", strat.name, loaded.symbol),
         notes=tuple(loaded.notes))
     console.print(f"report written to [bold]{path}[/bold]", soft_wrap=True)
 
 
 def validate(
     strategy: str = _STRATEGY,
-    data: str = _DATA,
-    symbol: str | None = _SYMBOL,
-    exchange: str | None = _EXCHANGE,
-    timeframe: str | None = _TIMEFRAME,
-    funding: Path | None = _FUNDING,
+    data: str = opt.DATA,
+    symbol: str | None = opt.SYMBOL,
+    exchange: str | None = opt.EXCHANGE,
+    timeframe: str | None = opt.TIMEFRAME,
+    funding: Path | None = opt.FUNDING,
     param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter name=value "
                                     "(repeat for several; the rest keep their defaults)."),
     trials: int = typer.Option(1, "--trials", "-n", min=1, help="Configurations tried before "
@@ -284,16 +231,16 @@ def validate(
                                         help="Size of the parameter moves forming the CPCV "
                                         "candidates, % (0 = the given set only)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the permutations."),
-    leverage: float = _LEVERAGE,
-    initial_cash: float = _CASH,
-    fee_bps: float | None = _FEE,
-    slippage_bps: float = _SLIPPAGE,
-    risk: Path | None = _RISK,
-    no_risk: bool = _NO_RISK,
+    leverage: float = opt.LEVERAGE,
+    initial_cash: float = opt.CASH,
+    fee_bps: float | None = opt.FEE,
+    slippage_bps: float = opt.SLIPPAGE,
+    risk: Path | None = opt.RISK,
+    no_risk: bool = opt.NO_RISK,
     report: Path | None = typer.Option(None, "--report", help="Where to write the HTML report "
                                        "(default: user_data/reports/validate-<strategy>-"
                                        "<symbol>-<time>.html)."),
-    user_data: Path | None = _USER_DATA,
+    user_data: Path | None = opt.USER_DATA,
 ) -> None:
     """Validate one parameter set: causality, CPCV, permutation test, DSR, MinTRL, regimes.
 
@@ -312,13 +259,13 @@ def validate(
                           f"{', '.join(PERMUTATION_METHODS)}, got {permutation_method!r}")
     if test_groups >= groups:
         raise ConfigError(f"--test-groups ({test_groups}) must be below --groups ({groups})")
-    fixed = _fixed(strat, param)
+    fixed = opt.fixed_params(strat, param)
     folder = user_data_dir(user_data)
     loaded = load_bars(data, symbol=symbol, exchange=exchange, timeframe=timeframe,
                        funding=funding, data_dir=folder / "data")
     for note in loaded.notes:
         console.print(note, highlight=False, soft_wrap=True)
-    costs, account, limits = _configs(leverage, initial_cash, fee_bps, slippage_bps, risk,
+    costs, account, limits = opt.run_configs(leverage, initial_cash, fee_bps, slippage_bps, risk,
                                       no_risk)
     with _progress_bar() as bar:
         tasks = {"backtests": bar.add_task("backtests of the set and its neighbours",
@@ -355,6 +302,6 @@ def validate(
     style = "green" if result.causal and bool(result.checks["passed"].all()) else "yellow"
     console.print(f"[{style}]{escape(result.verdict)}[/{style}]", soft_wrap=True)
     path = write_validation_report(
-        result, _report_path(report, folder, "validate", strat.name, loaded.symbol),
+        result, opt.report_path(report, folder, "validate", strat.name, loaded.symbol),
         notes=tuple(loaded.notes))
     console.print(f"report written to [bold]{path}[/bold]", soft_wrap=True)

@@ -453,7 +453,7 @@ def _fsync_dir(folder: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
+    except OSError:  # some filesystems cannot fsync a directory; the file itself was synced
         pass
     finally:
         os.close(fd)

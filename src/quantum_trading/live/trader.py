@@ -356,7 +356,7 @@ class Trader:
         nxt.cancel()
         try:
             await nxt
-        except (asyncio.CancelledError, Exception):
+        except (asyncio.CancelledError, Exception):  # the loop was woken: the event is dropped
             pass
         return None
 

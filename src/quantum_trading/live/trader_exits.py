@@ -302,14 +302,14 @@ async def flatten_exchange(exchange: Exchange, store: TradingStore, *, reason: s
         positions = {s: p for s, p in (await exchange.positions()).items() if p.size}
     for cid in closing:
         row = store.get_order(cid)
-        if row is not None:
-            try:
-                store.record_order(await exchange.fetch_order(row.symbol, client_order_id=cid))
-            except ExchangeError:
-                pass
-        if row is not None:
-            store.record_fills(await exchange.fills(row.symbol, since=store.last_fill_time(
-                row.symbol)))
+        if row is None:
+            continue
+        try:
+            store.record_order(await exchange.fetch_order(row.symbol, client_order_id=cid))
+        except ExchangeError as exc:  # the fills below still record what was done
+            log.warning("kill: closing order %s not re-read: %s", cid, store.redact(str(exc)))
+        store.record_fills(await exchange.fills(row.symbol,
+                                                since=store.last_fill_time(row.symbol)))
     for symbol in store.positions(include_flat=True):
         if symbol in positions:
             store.record_position(positions[symbol], source="kill")

@@ -78,13 +78,11 @@ class Backend(Protocol):
 # --------------------------------------------------------------------------------------------
 
 def _init_worker(threads: int) -> None:
-    """Pool initializer: numba threads of the worker process."""
-    try:
-        import numba
+    """Pool initializer / task prologue: numba threads of the worker process (clamped to
+    what numba's pool has, so it cannot raise)."""
+    import numba
 
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    except Exception:  # pragma: no cover - numba missing or threads fixed
-        pass
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
 def _run_item(fn: Callable[[Any, Any], Any], context: Any, item: Any) -> Any:
@@ -194,12 +192,7 @@ class LocalBackend:
 # --------------------------------------------------------------------------------------------
 
 def _ray_task(fn: Callable[[Any, Any], Any], context: Any, item: Any, threads: int) -> Any:
-    try:
-        import numba
-
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    except Exception:  # pragma: no cover
-        pass
+    _init_worker(threads)
     return fn(context, item)
 
 

@@ -57,7 +57,7 @@ def purge_stale_kernels(folder: Path = _HERE, package: Path = _PACKAGE) -> int:
     try:
         if stamp.read_text() == digest:
             return 0
-    except OSError:
+    except OSError:  # no stamp yet (or unreadable): check the cache below
         pass
     stems = {(folder, p.stem) for p in folder.glob("*.py")}
     for path in package.rglob("*.py"):

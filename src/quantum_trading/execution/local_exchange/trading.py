@@ -172,7 +172,7 @@ class TradingSession:
                 funding[symbol] = pd.Series(
                     f.values[:, 0], index=pd.to_datetime(f.ts, unit="ms", utc=True)
                 )
-            except UnavailableError:
+            except UnavailableError:  # no funding history stored: the default schedule applies
                 pass
             mark_tfs = data.timeframes(market_id, "mark")
             if mark_tfs:
