@@ -147,3 +147,36 @@ def test_observation_contents(real_bars: dict[str, pd.DataFrame]) -> None:
     assert row[3] == pytest.approx(0.6, abs=0.01) and row[4] == pytest.approx(-0.3, abs=0.01)
     assert row[0] == pytest.approx(np.log(eq / 10_000.0), abs=1e-6)
     assert info["fees_usd"] > 0 and np.array_equal(obs["account"][:3], np.zeros((3, 7)))
+
+
+def test_observations_are_fresh_across_pool_blocks() -> None:
+    """Observations and info positions come from pool blocks written by the kernel: each step's
+    arrays are its own memory, kept intact after later steps and new blocks (more steps than
+    one block holds), and the kernel refuses to write past a full block."""
+    from quantum_trading.rl import env as env_module
+    from quantum_trading.rl.env_nb import RC_POOL_FULL
+
+    bars = walk(600, seed=5)
+    spec = EnvSpec(symbols=("X/USDT:USDT",), timeframe="1h", window=8, account_window=4)
+    env = PerpetualFuturesEnv(bars, spec=spec, config=EnvConfig(start="first"), seed=0)
+    obs, info = env.reset()
+    kept = [(obs, info["positions"])]
+    copies = [({k: v.copy() for k, v in obs.items()}, info["positions"].copy())]
+    rng = np.random.default_rng(0)
+    for _ in range(env_module._POOL * 2 + 10):
+        obs, _, terminated, truncated, info = env.step(rng.uniform(-1, 1, 1).astype(np.float32))
+        assert not (terminated or truncated)
+        kept.append((obs, info["positions"]))
+        copies.append(({k: v.copy() for k, v in obs.items()}, info["positions"].copy()))
+    for (o, p), (oc, pc) in zip(kept, copies, strict=True):
+        np.testing.assert_array_equal(o["market"], oc["market"])
+        np.testing.assert_array_equal(o["account"], oc["account"])
+        np.testing.assert_array_equal(p, pc)
+    assert not np.shares_memory(kept[-1][0]["market"], kept[-2][0]["market"])
+    assert len({float(p[0]) for _, p in kept}) > 10  # positions really changed
+    # a full block: the kernel writes nothing and says so; step() takes a new block
+    env._slot[0] = env_module._POOL
+    assert env._step_fn(*env._step_args)[0] == RC_POOL_FULL
+    np.testing.assert_array_equal(kept[-1][0]["market"], copies[-1][0]["market"])
+    obs, *_ = env.step(np.array([0.1], dtype=np.float32))
+    assert obs["market"].shape == spec.market_shape

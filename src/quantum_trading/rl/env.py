@@ -29,34 +29,28 @@ from quantum_trading.rl._core import EnvCore
 from quantum_trading.rl.env_config import EnvConfig
 from quantum_trading.rl.env_nb import (
     I_BAD,
-    N_INFO,
     RC_BAD_ACTION,
     RC_NEED_ROOM,
+    RC_OK,
+    RC_POOL_FULL,
     V_BANKRUPT,
     V_BAR,
     V_EQUITY,
     V_FEES,
     V_FUNDING,
     V_LIQUIDATED,
-    V_REWARD,
-    V_TERMINATED,
-    V_TRUNCATED,
     V_TURNOVER,
     env_reset_obs_nb,
-    env_step_obs_nb,
 )
+from quantum_trading.rl.packed import SinglePack, env_step_packed_nb
 from quantum_trading.rl.spec import EnvSpec
 from quantum_trading.sim.fastcall import bound_kernel
 from quantum_trading.sim.inputs import SeriesInput
-from quantum_trading.sim.records import P_SIZE
 
 __all__ = ["EnvConfig", "PerpetualFuturesEnv", "action_error"]
 
 _DEFAULT_CONFIG = EnvConfig()
-# step() unpacks the info vector in this order
-if (V_EQUITY, V_FEES, V_FUNDING, V_TURNOVER, V_REWARD, V_BAR, V_TERMINATED, V_TRUNCATED,
-        V_LIQUIDATED, V_BANKRUPT) != tuple(range(N_INFO)):  # pragma: no cover
-    raise ImportError("rl.env: the V_* info layout of rl.env_nb changed; update step()")
+_POOL = 128  # observations per pool block (see PerpetualFuturesEnv._new_pool)
 
 
 def action_error(spec: EnvSpec, action: np.ndarray, bad: int, where: str) -> ConfigError:
@@ -134,32 +128,66 @@ class PerpetualFuturesEnv(gym.Env):
         self.observation_space = spec.observation_space()
         self.action_space = spec.action_space()
         self._seed = seed
-        self._act = np.zeros(core.n_actions)
+        self._pack = pack = SinglePack(core.states, ctl=core.ctl, ctli=core.ctli,
+                                       prev_pos=core.prev_pos, cfg=core.cfg, sizes=core.sizes,
+                                       stops=core.stops, n_actions=core.n_actions,
+                                       params=core.params)
+        core.states, core.ctl, core.ctli, core.prev_pos = (pack.states, pack.ctl, pack.ctli,
+                                                           pack.prev_pos)
+        self._act, self._info_vec, self._slot = pack.act, pack.info, pack.slot
         self._act_shape: tuple[int, ...] = self.action_space.shape
-        self._market = np.zeros(spec.market_shape, dtype=np.float32)
-        self._account = np.zeros(spec.account_shape, dtype=np.float32)
-        self._info_vec = np.zeros(N_INFO)
         self._times = core.times
         self._ready = False
+        self._new_pool()
         self._bind()
 
     # -- kernel arguments -----------------------------------------------------------------------
+    def _new_pool(self) -> None:
+        """Fresh blocks for the next :data:`_POOL` observations. The kernel writes step ``k``'s
+        observation into row ``k`` and :meth:`step` hands out that row's views (made here,
+        all at once), so every observation is its own memory and a step copies nothing."""
+        spec = self.env_spec
+        market = np.empty((_POOL, *spec.market_shape), dtype=np.float32)
+        account = np.empty((_POOL, *spec.account_shape), dtype=np.float32)
+        positions = np.empty((_POOL, spec.n_assets))
+        self._pool = (market, account, positions)
+        self._markets, self._accounts, self._positions = list(market), list(account), list(positions)
+        self._slot[0] = 0
+        self._k = 0
+
     def _bind(self) -> None:
         """(Re)build env 0's views and the kernels' entry points (after buffers grew);
         :func:`~quantum_trading.sim.fastcall.bound_kernel` skips numba's argument typing."""
         core = self._core
         self._state = _storage.state_view(core.states, 0)
-        self._sizes = self._state.pos[:, P_SIZE]  # a view: positions after the last step
-        out = (core.feats, self._market, self._account, self._info_vec)
-        self._step_args = (self._state, core.prev_pos[0], core.bars_pack, core.nan_row,
-                           core.params, core.tgt_w[0], core.sld_w[0], core.atr, self._act,
-                           core.ctl[0], core.ctli[0], core.cfg, core.sizes, core.stops,
-                           core.rings[0], *out)
+        self._bind_args()
+        self._step_fn = bound_kernel(env_step_packed_nb, *self._step_args)
+        self._reset_fn = bound_kernel(env_reset_obs_nb, *self._reset_head, 0, 0,
+                                      *self._reset_tail)
+
+    def _bind_args(self) -> None:
+        """The kernels' argument tuples (after the buffers grew or a new pool)."""
+        core = self._core
+        out = (core.feats, *self._pool, self._info_vec, self._slot)
+        self._step_args = self._pack.step_args(
+            core.states, bars_pack=core.bars_pack, nan_row=core.nan_row, atr=core.atr,
+            feats=core.feats, tgt=core.tgt_w[0], sld=core.sld_w[0], ring=core.rings[0],
+            pool=self._pool)
         self._reset_head = (self._state, core.fresh, core.bars_pack, core.params, core.tgt_w[0],
                             core.sld_w[0], core.ctl[0], core.ctli[0], core.cfg, core.rings[0])
         self._reset_tail = out
-        self._step_fn = bound_kernel(env_step_obs_nb, *self._step_args)
-        self._reset_fn = bound_kernel(env_reset_obs_nb, *self._reset_head, 0, 0, *out)
+
+    def _take(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The observation and positions the kernel just wrote (pool row ``k``)."""
+        k = self._k
+        obs = {"market": self._markets[k], "account": self._accounts[k]}
+        positions = self._positions[k]
+        if k + 1 == _POOL:
+            self._new_pool()
+            self._bind_args()
+        else:
+            self._k = k + 1
+        return obs, positions
 
     def _grow(self) -> None:
         self._core.grow()
@@ -175,10 +203,15 @@ class PerpetualFuturesEnv(gym.Env):
             seed, self._seed = self._seed, None
         super().reset(seed=seed)
         t0, t_end = self._core.sample_start(self.np_random, options)
-        while self._reset_fn(*self._reset_head, t0, t_end, *self._reset_tail) == RC_NEED_ROOM:
-            self._grow()
+        while (code := self._reset_fn(*self._reset_head, t0, t_end, *self._reset_tail)) != RC_OK:
+            if code == RC_NEED_ROOM:
+                self._grow()
+            else:  # RC_POOL_FULL
+                self._new_pool()
+                self._bind_args()
         self._ready = True
-        return self._obs(), self._info()
+        obs, positions = self._take()
+        return obs, self._info(positions)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool,
                                                 dict[str, Any]]:
@@ -194,32 +227,36 @@ class PerpetualFuturesEnv(gym.Env):
                               f"{self._act_shape} ({self.env_spec.action} action for "
                               f"{list(self.symbols)})")
         self._act[...] = act  # (``[...]`` copies faster than ``[:]``)
-        code = self._step_fn(*self._step_args)
+        (code, reward, terminated, truncated, t, equity, fees, funding, turnover, liquidated,
+         bankrupt) = self._step_fn(*self._step_args)
         if code:
-            while code == RC_NEED_ROOM:
-                self._grow()
-                code = self._step_fn(*self._step_args)
+            while code in (RC_NEED_ROOM, RC_POOL_FULL):
+                if code == RC_NEED_ROOM:
+                    self._grow()
+                else:
+                    self._new_pool()
+                    self._bind_args()
+                (code, reward, terminated, truncated, t, equity, fees, funding, turnover,
+                 liquidated, bankrupt) = self._step_fn(*self._step_args)
             if code == RC_BAD_ACTION:
                 raise action_error(self.env_spec, act, int(self._core.ctli[0, I_BAD]),
                                    "PerpetualFuturesEnv.step")
-        # the info vector in V_* order, unpacked at once (cheaper than indexing it)
-        equity, fees, funding, turnover, reward, bar, term, trunc, liq, bankrupt = (
-            self._info_vec.tolist())
-        terminated = term != 0.0
-        truncated = trunc != 0.0
         if terminated or truncated:
             self._ready = False
-        t = int(bar)
+        # the observation the kernel just wrote: pool row k (see _new_pool)
+        k = self._k
+        obs = {"market": self._markets[k], "account": self._accounts[k]}
         info = {"equity_usd": equity, "time": self._times[t], "bar": t,
-                "positions": self._sizes.copy(), "fees_usd": fees, "funding_usd": funding,
-                "turnover": turnover, "liquidated": liq != 0.0, "bankrupt": bankrupt != 0.0}
-        return ({"market": self._market.copy(), "account": self._account.copy()}, reward,
-                terminated, truncated, info)
+                "positions": self._positions[k], "fees_usd": fees, "funding_usd": funding,
+                "turnover": turnover, "liquidated": liquidated, "bankrupt": bankrupt}
+        if k + 1 == _POOL:
+            self._new_pool()
+            self._bind_args()
+        else:
+            self._k = k + 1
+        return obs, reward, terminated, truncated, info
 
-    def _obs(self) -> dict[str, np.ndarray]:
-        return {"market": self._market.copy(), "account": self._account.copy()}
-
-    def _info(self) -> dict[str, Any]:
+    def _info(self, positions: np.ndarray) -> dict[str, Any]:
         """The info dict of the current observation (see :meth:`step`)."""
         v = self._info_vec.tolist()
         t = int(v[V_BAR])
@@ -227,7 +264,7 @@ class PerpetualFuturesEnv(gym.Env):
             "equity_usd": v[V_EQUITY],
             "time": self._times[t],
             "bar": t,
-            "positions": self._sizes.copy(),
+            "positions": positions,
             "fees_usd": v[V_FEES],
             "funding_usd": v[V_FUNDING],
             "turnover": v[V_TURNOVER],
