@@ -91,6 +91,7 @@ from quantum_trading.live.trader_exits import (
     restore_trader,
     store_fills,
 )
+from quantum_trading.live.warmup import warm_up_decision_path
 from quantum_trading.risk.engine import RiskEngine
 from quantum_trading.risk.limits import TradingState
 from quantum_trading.strategies import Strategy, get_strategy
@@ -226,7 +227,9 @@ class Trader:
     # ------------------------------------------------------------------ start
     async def start(self) -> None:
         """Open the run, read the markets, reconcile, restore the state, set leverage and
-        load the warm-up bars. Raises :class:`TraderError` when reconcile is incomplete."""
+        load the warm-up bars, load the decision path's compiled kernels
+        (:mod:`~quantum_trading.live.warmup`). Raises :class:`TraderError` when reconcile is
+        incomplete."""
         cfg = self.config
         self.store.start_run(mode=self.mode, note=f"{self.strategy.name} {list(self.symbols)}")
         markets = await self.exchange.markets()
@@ -253,9 +256,10 @@ class Trader:
                                 f"{exc}", level="error", symbol=s)
         for s, frame in (await self.feed.start(cfg.warmup_bars)).items():
             self.history[s].extend(frame)
-        log.info("trader started: %s on %s %s, %d warm-up bar(s), reconcile %d difference(s)",
-                 self.strategy.name, list(self.symbols), cfg.timeframe, cfg.warmup_bars,
-                 len(report.differences))
+        loaded_s = warm_up_decision_path(self)  # the first bar must not load kernels
+        log.info("trader started: %s on %s %s, %d warm-up bar(s), reconcile %d difference(s), "
+                 "decision path loaded in %.0f ms", self.strategy.name, list(self.symbols),
+                 cfg.timeframe, cfg.warmup_bars, len(report.differences), 1e3 * loaded_s)
 
     def _save_state(self) -> None:
         state: dict[str, Any] = {
