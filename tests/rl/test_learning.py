@@ -6,7 +6,8 @@ The pattern: close-to-close log returns follow an AR(1), ``r_t = 0.3·r_{t−1} 
 ``ε ~ N(0, 1 %)`` and no drift, so the sign of the next bar's return is predictable from the
 last one (``log_return``, an observed feature) — worth about 0.3·0.8 % = 24 bps per bar against
 5.5 bps of costs per unit traded. Bars open at the previous close, so a target decided at bar
-t's close (filled at t+1's open) earns exactly r_{t+1}. The last 25 % of the bars are held out.
+t's close (filled at t+1's open) earns exactly r_{t+1}. The last 25 % of the bars are held out (the test slice);
+the schedule has no validation slice (no early transition), so training sees the first 75 %.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def test_ppo_with_fused_extractor_beats_random_and_buy_and_hold_out_of_sample(
     bars = ar1_bars()
     spec = EnvSpec(symbols=(SYMBOL,), timeframe="1h",
                    features=("log_return", "log_return_z", "rsi"), window=8, account_window=4)
-    schedule = {"eval_fraction": 0.25, "phases": [{
+    schedule = {"eval_fraction": 0.25, "validation_fraction": 0.0, "phases": [{
         "name": "learn", "timesteps": 8192,
         "ppo": {"learning_rate": 1e-3, "n_steps": 128, "batch_size": 128, "n_epochs": 4,
                 "gamma": 0.5, "gae_lambda": 0.9, "ent_coef": 0.0},
@@ -66,7 +67,7 @@ def test_ppo_with_fused_extractor_beats_random_and_buy_and_hold_out_of_sample(
                    policy_kwargs={"d_model": 16, "n_heads": 2, "features_dim": 32,
                                   "lstm_hidden": 8, "net_arch": [32]})
     cpu = time.process_time() - cpu
-    ev = result.phases[-1]["evaluation"]
+    ev = result.phases[-1]["test"]
     policy, random, hold = ev["policy"], ev["random"], ev["buy_hold"]
     assert ev["start_bar"] == 2250 and policy["n_bars"] == 749
     # out of sample, on the same bars with the same costs

@@ -22,6 +22,7 @@ from quantum_trading.rl.schedule import (
 GOOD = """\
 version: 1
 eval_fraction: 0.25
+validation_fraction: 0.2
 checkpoint_every_steps: 500
 phases:
   - name: explore
@@ -44,6 +45,7 @@ def test_parses_phases_defaults_and_overrides(tmp_path: Path) -> None:
     s = load_schedule(_write(tmp_path, GOOD))
     assert [p.name for p in s.phases] == ["explore", "refine"]
     assert s.total_timesteps == 3000 and s.eval_fraction == 0.25
+    assert s.validation_fraction == 0.2 and s.has_validation
     explore, refine = s.phases
     assert explore.ppo.learning_rate == 1e-3 and explore.ppo.n_steps == 64
     assert explore.ppo.gamma == 0.99  # default kept
@@ -60,6 +62,9 @@ def test_default_schedule_ships_and_parses() -> None:
     assert path.is_file()
     s = load_schedule(path)
     assert len(s.phases) >= 2 and s.total_timesteps > 0
+    assert (s.eval_fraction, s.validation_fraction) == (0.2, 0.15)
+    one = TrainSchedule.model_validate({"phases": [{"name": "a", "timesteps": 1}]})
+    assert one.validation_fraction == 0.15  # the default without the key
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -75,6 +80,17 @@ def test_default_schedule_ships_and_parses() -> None:
      "phase explore (phases[0]): env.turnover_penalty: input should be greater than"),
     (GOOD.replace("eval_fraction: 0.25", "eval_fraction: 0.9"),
      "eval_fraction: input should be less than or equal to 0.5"),
+    (GOOD.replace("validation_fraction: 0.2", "validation_fraction: 0.5"),
+     "validation_fraction: input should be less than or equal to 0.4, got 0.5"),
+    (GOOD.replace("validation_fraction: 0.2", "validation_fraction: -0.1"),
+     "validation_fraction: input should be greater than or equal to 0, got -0.1"),
+    (GOOD.replace("eval_fraction: 0.25", "eval_fraction: 0.5").replace(
+        "validation_fraction: 0.2", "validation_fraction: 0.3"),
+     "eval_fraction (0.5) + validation_fraction (0.3) = 0.8 leaves 20% of the bars for "
+     "training; keep their sum at most 0.6"),
+    (GOOD.replace("validation_fraction: 0.2", "validation_fraction: 0"),
+     "phase refine (phases[1]): transition.metric 'sharpe' needs a validation slice, but "
+     "validation_fraction is 0"),
     (GOOD.replace("name: refine", "name: explore"), "phase names must be unique"),
     (GOOD.replace("threshold: 1.5, ", ""),
      "phase refine (phases[1]): transition: metric and threshold go together"),
@@ -192,3 +208,12 @@ def test_reward_choices_match_the_env_config() -> None:
     assert set(ours) == set(get_args(EnvConfig.model_fields["reward"].annotation))
     with pytest.raises(ConfigError, match=r"phase a \(phases\[0\]\): env.reward: input should be"):
         load_schedule({"phases": [{"name": "a", "timesteps": 1, "env": {"reward": "pnl"}}]})
+
+
+def test_no_validation_slice_is_allowed_without_early_transitions() -> None:
+    s = load_schedule({"validation_fraction": 0, "eval_fraction": 0.5,
+                       "phases": [{"name": "a", "timesteps": 1}]})
+    assert s.validation_fraction == 0.0 and not s.has_validation
+    edge = load_schedule({"validation_fraction": 0.4, "eval_fraction": 0.2,
+                          "phases": [{"name": "a", "timesteps": 1}]})
+    assert edge.validation_fraction == 0.4  # sum 0.6: 40 % left for training

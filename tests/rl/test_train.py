@@ -1,6 +1,7 @@
 """Training runs end to end on tiny budgets: output layout, metrics and recommendations, model
 bundles (save → load → predict identical, mismatched spec refused), ``continue_from`` at the
-right phase and timestep, seeds → identical parameters, and ``quantum train``."""
+right phase and timestep, seeds → identical parameters, the train | validation | test split
+(no decision reads a test bar), and ``quantum train``."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from quantum_trading.rl.train import train
 FEATURES = ("log_return", "log_return_z", "rsi")
 POLICY = {"d_model": 8, "n_heads": 2, "features_dim": 16, "lstm_hidden": 4, "net_arch": [16]}
 SCHEDULE: dict[str, Any] = {
-    "eval_fraction": 0.25, "checkpoint_every_steps": 128,
+    "eval_fraction": 0.25, "validation_fraction": 0.15, "checkpoint_every_steps": 128,
     "phases": [
         {"name": "a", "timesteps": 256, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2},
          "env": {"episode_bars": 64}},
@@ -83,8 +84,9 @@ def _obs_batch(bars: dict, spec: EnvSpec, n: int = 20) -> list[dict[str, np.ndar
     return out
 
 
-def test_run_writes_bundles_logs_metrics_and_recommendations(run: Any) -> None:
+def test_run_writes_bundles_logs_metrics_and_recommendations(run: Any, bars: dict) -> None:
     out = run.out_dir
+    index = next(iter(bars.values())).index
     assert run.total_timesteps == 384
     assert [p["phase"] for p in run.phases] == ["a", "b"]
     assert [p["timesteps"] for p in run.phases] == [256, 128]
@@ -97,18 +99,32 @@ def test_run_writes_bundles_logs_metrics_and_recommendations(run: Any) -> None:
     assert (meta["phase"], meta["phase_timesteps_done"], meta["phase_complete"]) == ("a", 128,
                                                                                      False)
     assert meta["seed"] == 7 and len(meta["data_fingerprint"]) == 16
+    # 400 bars: train [0, 240) | validation [240, 300) | test [300, 400)
+    assert (meta["validation_start_bar"], meta["test_start_bar"], meta["n_bars"]) == (240, 300,
+                                                                                      400)
+    assert (meta["validation_start"], meta["test_start"]) == (str(index[240]), str(index[300]))
     assert {"torch", "stable_baselines3", "numpy"} <= set(meta["versions"])
     summary = json.loads((out / "metrics.json").read_text())
-    assert summary["eval_split_bar"] == 300 and len(summary["phases"]) == 2
-    ev = summary["phases"][1]["evaluation"]
-    for who in ("policy", "random", "buy_hold", "train"):
-        assert {"total_return_pct", "sharpe", "max_drawdown_pct", "turnover"} <= set(ev[who])
-    assert ev["policy"]["n_bars"] == 99 and ev["start_bar"] == 300
+    assert (summary["validation_start_bar"], summary["test_start_bar"]) == (240, 300)
+    assert len(summary["phases"]) == 2
+    phase_b = summary["phases"][1]
+    val, test = phase_b["validation"], phase_b["test"]
+    for ev in (val, test):
+        for who in ("policy", "random", "buy_hold"):
+            assert {"total_return_pct", "sharpe", "max_drawdown_pct", "turnover"} <= set(ev[who])
+    assert {"total_return_pct", "sharpe"} <= set(phase_b["train_window"])
+    assert (test["start_bar"], test["end_bar"], test["policy"]["n_bars"]) == (300, 400, 99)
+    assert (val["start_bar"], val["end_bar"], val["policy"]["n_bars"]) == (240, 300, 59)
+    assert val["end_time"] < test["start_time"]
     assert "approx_kl" in summary["phases"][0]["train"]
     assert summary["phases"][1]["env"]["turnover_penalty"] == 0.001
     recs = json.loads((out / "phases" / "01-a" / "recommendations.json").read_text())
     assert recs["phase"] == "a" and recs["next_phase"] == "b"
     assert "eval_sharpe" in recs["metrics"] and "explained_variance" in recs["metrics"]
+    assert recs["metrics_from"] == "training and validation"
+    val_a = summary["phases"][0]["validation"]
+    assert recs["metrics"]["eval_sharpe"] == val_a["policy"]["sharpe"]
+    assert recs["metrics"]["eval_n_bars"] == 59
     for r in recs["recommendations"]:
         assert r["reason"] and r["metric"] and isinstance(r["value"], float)
 
@@ -187,7 +203,7 @@ def test_continue_resumes_at_the_checkpoints_phase_and_timestep(run: Any, bars: 
 
 def test_same_seed_gives_identical_parameters(bars: dict, spec: EnvSpec,
                                               tmp_path: Path) -> None:
-    one = {"eval_fraction": 0.25, "phases": [
+    one = {"eval_fraction": 0.25, "validation_fraction": 0.15, "phases": [
         {"name": "a", "timesteps": 64, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2},
          "env": {"episode_bars": 64}}]}
     params = []
@@ -213,23 +229,36 @@ def test_bad_inputs_are_clear_errors(bars: dict, spec: EnvSpec, tmp_path: Path) 
                               "env": {"reward": "profit"}}]}
     with pytest.raises(ConfigError, match=r"phase a \(phases\[0\]\): env.reward: "):
         _train(bars, spec, tmp_path / "c", schedule=bad_reward)
+    long_episodes = {"phases": [{"name": "a", "timesteps": 64,
+                                 "ppo": {"n_steps": 32, "batch_size": 32},
+                                 "env": {"episode_bars": 300}}]}
+    with pytest.raises(ConfigError, match=r"phase a: training bars \(260\): data too short"):
+        _train(bars, spec, tmp_path / "d", schedule=long_episodes)
+    with pytest.raises(ConfigError, match=r"cannot be split 50% / 40% / 10% into training, "
+                                          r"validation \(validation_fraction\)"):
+        _train({s: f.iloc[:12] for s, f in bars.items()}, spec, tmp_path / "e",
+               schedule={**big_batch, "eval_fraction": 0.1, "validation_fraction": 0.4,
+                         "phases": [{"name": "a", "timesteps": 64}]})
 
 
 def test_cli_train_on_synthetic_data_and_errors(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     sched = tmp_path / "s.yaml"
     sched.write_text(
-        "eval_fraction: 0.25\nphases:\n  - name: only\n    timesteps: 64\n"
+        "eval_fraction: 0.25\nvalidation_fraction: 0.15\n"
+        "phases:\n  - name: only\n    timesteps: 64\n"
         "    ppo: {n_steps: 32, batch_size: 32, n_epochs: 1}\n    env: {episode_bars: 64}\n")
     runner = CliRunner()
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", "--symbols", "BTC/USDT:USDT,ETH/USDT:USDT",
-                                 "--timeframe", "1h", "--bars", "400", "--window", "8",
+                                 "--timeframe", "1h", "--bars", "500", "--window", "8",
                                  "--schedule", str(sched), "--out", str(out), "--seed", "1",
                                  "--n-envs", "2", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "synthetic market, 400 1h bars" in result.output
-    assert "held-out evaluation" in result.output and "buy&hold" in result.output
+    assert "synthetic market, 500 1h bars" in result.output
+    assert "validation slice" in result.output and "test slice" in result.output
+    assert "train / validation / test = 60% / 15% / 25%" in result.output
+    assert "test (held out): " in result.output and "buy&hold" in result.output
     assert all((out / "final" / f).is_file() for f in BUNDLE_FILES)
     assert load_train_meta(out / "final")["seed"] == 1
 
@@ -252,7 +281,7 @@ def test_cli_train_on_synthetic_data_and_errors(tmp_path: Path,
 def test_early_transition_and_multi_head_actions(bars: dict, spec: EnvSpec,
                                                  tmp_path: Path) -> None:
     multi = spec.model_copy(update={"action": "multi_head"})
-    sched = {"eval_fraction": 0.25, "phases": [
+    sched = {"eval_fraction": 0.25, "validation_fraction": 0.15, "phases": [
         {"name": "a", "timesteps": 512, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
          "env": {"episode_bars": 64},
          "transition": {"metric": "turnover", "threshold": 100.0, "check_every_steps": 64}},
@@ -268,3 +297,112 @@ def test_early_transition_and_multi_head_actions(bars: dict, spec: EnvSpec,
     bundle = load_model(res.final_bundle, spec_expected=multi)
     action = predict_actions(bundle, _obs_batch(bars, spec, n=1)[0])
     assert action.shape == (3 * multi.n_assets,) and action.dtype.kind == "i"
+
+
+def test_decisions_never_read_the_test_slice(bars: dict, spec: EnvSpec, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spies on every evaluation env the trainer builds: the early-transition checks and the
+    recommendations read only evaluations whose envs end before the test slice (bar 300 of
+    400), while the reported metrics hold both slices."""
+    from quantum_trading.rl import train as train_module
+    from quantum_trading.rl import train_callbacks
+    from quantum_trading.rl.train_envs import EnvFactory
+
+    evaluations: list[dict[str, Any]] = []  # per evaluation: last bar its envs see, result
+    seen: list[int] = []  # stack: last bar seen by the envs of the evaluations running now
+    real_eval_env = EnvFactory.eval_env
+
+    def eval_env(self: EnvFactory, frames: Any, config: Any, **kw: Any) -> Any:
+        env = real_eval_env(self, frames, config, **kw)
+        if seen:  # else an up-front check of the slices, before training
+            seen[-1] = max(seen[-1], len(env.index) - 1)
+        return env
+
+    def spy(fn: Any) -> Any:
+        def wrapped(*args: Any, **kw: Any) -> Any:
+            seen.append(-1)
+            out = fn(*args, **kw)
+            evaluations.append({"last_bar": seen.pop(), "out": out})
+            return out
+        return wrapped
+
+    monkeypatch.setattr(EnvFactory, "eval_env", eval_env)
+    for name in ("evaluate_oos", "evaluate_train_window"):
+        monkeypatch.setattr(train_module, name, spy(getattr(train_module, name)))
+
+    transition_reads: list[int] = []  # last bars seen by the evaluations of each check
+    real_callback = train_callbacks.EarlyTransitionCallback
+
+    class SpyTransition(real_callback):  # type: ignore[misc,valid-type]
+        def __init__(self, every_steps: int, evaluate: Any, reached: Any) -> None:
+            def checked() -> float:
+                before = len(evaluations)
+                value = evaluate()
+                transition_reads.extend(e["last_bar"] for e in evaluations[before:])
+                return float(value)
+            super().__init__(every_steps, checked, reached)
+
+    monkeypatch.setattr(train_callbacks, "EarlyTransitionCallback", SpyTransition)
+    recommend_inputs: list[dict[str, Any]] = []
+    real_recommend = train_module.recommend
+
+    def recommend(metrics: Any, **kw: Any) -> Any:
+        recommend_inputs.append(dict(metrics))
+        return real_recommend(metrics, **kw)
+
+    monkeypatch.setattr(train_module, "recommend", recommend)
+    sched = {"eval_fraction": 0.25, "validation_fraction": 0.15, "phases": [
+        {"name": "a", "timesteps": 128, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+         "env": {"episode_bars": 64},
+         "transition": {"metric": "excess_return_vs_random_pct", "threshold": 1e9,
+                        "check_every_steps": 64}},
+        {"name": "b", "timesteps": 64, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+         "env": {"episode_bars": 64}}]}
+    res = _train(bars, spec, tmp_path / "spy", schedule=sched)
+    test_start = 300
+
+    # the transition checks (at 64 and 128 steps) evaluated the validation slice only
+    assert [t for t, _ in res.phases[0]["transition_checks"]] == [64, 128]
+    assert transition_reads and max(transition_reads) == test_start - 1
+    # every out-of-sample number a recommendation read comes from an evaluation that ends
+    # before the test slice
+    assert len(recommend_inputs) == 2
+    for metrics in recommend_inputs:
+        read = {k for k in metrics if k.startswith(("eval_", "random_", "buy_hold_",
+                                                     "excess_", "train_"))}
+        assert {"eval_sharpe", "train_sharpe", "random_total_return_pct"} <= read
+        explained: set[str] = set()
+        for e in evaluations:
+            out = e["out"]
+            flat = out["flat"] if "flat" in out else {f"train_{k}": v for k, v in out.items()}
+            if all(metrics.get(k) == v for k, v in flat.items()):
+                assert e["last_bar"] < test_start, e
+                explained |= set(flat)
+        assert read <= explained
+    # the spy saw the test slice being evaluated: reported, never read by a decision
+    assert max(e["last_bar"] for e in evaluations) == len(next(iter(bars.values()))) - 1
+    for rec in res.phases:
+        assert (rec["validation"]["start_bar"], rec["validation"]["end_bar"]) == (240, 300)
+        assert (rec["test"]["start_bar"], rec["test"]["end_bar"]) == (300, 400)
+        assert rec["validation"]["policy"] != rec["test"]["policy"]
+
+
+def test_without_a_validation_slice(bars: dict, spec: EnvSpec, tmp_path: Path) -> None:
+    one = {"eval_fraction": 0.25, "validation_fraction": 0.0, "phases": [
+        {"name": "a", "timesteps": 64, "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+         "env": {"episode_bars": 64}}]}
+    res = _train(bars, spec, tmp_path / "none", schedule=one)
+    rec = res.phases[0]
+    assert rec["validation"] is None and rec["test"]["start_bar"] == 300
+    meta = load_train_meta(res.final_bundle)
+    assert meta["validation_start_bar"] == meta["test_start_bar"] == 300
+    recs = json.loads((res.out_dir / "phases" / "01-a" / "recommendations.json").read_text())
+    assert recs["metrics_from"] == "training only" and "train_sharpe" in recs["metrics"]
+    assert not [k for k in recs["metrics"]
+                if k.startswith(("eval_", "random_", "buy_hold_", "excess_"))]
+    early = {**one, "phases": [{**one["phases"][0], "transition": {
+        "metric": "sharpe", "threshold": 1.0, "check_every_steps": 32}}]}
+    with pytest.raises(ConfigError, match=r"phase a \(phases\[0\]\): transition.metric "
+                                          r"'sharpe' needs a validation slice, but "
+                                          r"validation_fraction is 0"):
+        _train(bars, spec, tmp_path / "early", schedule=early)

@@ -73,14 +73,18 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def _results_table(phases: list[dict[str, Any]]) -> Table:
-    table = Table(title="held-out evaluation after each phase (same bars, same costs)")
-    for col in ("phase", "steps", "policy return [%]", "policy Sharpe", "max DD [%]",
-                "turnover/bar", "random return [%]", "buy&hold return [%]", "advice"):
+    table = Table(title="after each phase: validation slice (read by transitions and advice) "
+                  "and test slice (held out, only reported); same costs for all")
+    for col in ("phase", "steps", "val. return [%]", "val. Sharpe", "test return [%]",
+                "test Sharpe", "test max DD [%]", "test turnover/bar", "test random [%]",
+                "test buy&hold [%]", "advice"):
         table.add_column(col, justify="left" if col in ("phase", "advice") else "right")
     for rec in phases:
-        ev = rec["evaluation"]
-        pol, rnd, bh = ev["policy"], ev.get("random", {}), ev["buy_hold"]
-        table.add_row(rec["phase"], f"{rec['timesteps']:,}", _fmt(pol["total_return_pct"]),
+        val = (rec.get("validation") or {}).get("policy", {})
+        test = rec.get("test") or rec["evaluation"]  # "evaluation": a run before the split
+        pol, rnd, bh = test["policy"], test.get("random", {}), test["buy_hold"]
+        table.add_row(rec["phase"], f"{rec['timesteps']:,}", _fmt(val.get("total_return_pct")),
+                      _fmt(val.get("sharpe")), _fmt(pol["total_return_pct"]),
                       _fmt(pol["sharpe"]), _fmt(pol["max_drawdown_pct"]),
                       _fmt(pol["turnover"], 3), _fmt(rnd.get("total_return_pct")),
                       _fmt(bh["total_return_pct"]), ", ".join(rec["recommendations"]) or "–")
@@ -115,12 +119,15 @@ def train(
                                  "limits (default: the backtest's limits)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Train a PPO agent through a phase schedule; evaluate it on held-out bars.
+    """Train a PPO agent through a phase schedule; evaluate it on later bars.
 
-    The last eval_fraction of the bars (schedule file, default 20 %) is never trained on;
-    after each phase the policy, a random policy and buy-and-hold are run on it with the
-    same costs. Writes bundles (model + VecNormalize + EnvSpec), CSV/TensorBoard logs,
-    metrics.json and recommendations.json under --out.
+    The bars are split in time into three slices: train | validation | test. The test slice
+    (the last eval_fraction of the bars, schedule file, default 20 %) is held out and only
+    reported; the validation slice (validation_fraction, default 15 %, just before it) is
+    what early phase transitions and the recommendations read; training sees only the bars
+    before it. After each phase the policy, a random policy and buy-and-hold are run on both
+    slices with the same costs. Writes bundles (model + VecNormalize + EnvSpec),
+    CSV/TensorBoard logs, metrics.json and recommendations.json under --out.
     """
     from quantum_trading.rl.env_config import EnvConfig
     from quantum_trading.rl.schedule import default_schedule_path, load_schedule
@@ -145,14 +152,22 @@ def train(
         config = config.model_copy(update={"account": config.account.model_copy(
             update={"leverage": max_leverage})})
     console.print(f"training {sched.total_timesteps:,} steps in {len(sched.phases)} phases "
-                  f"({', '.join(p.name for p in sched.phases)}), seed {seed}, {n_envs} envs",
+                  f"({', '.join(p.name for p in sched.phases)}), seed {seed}, {n_envs} envs; "
+                  f"bars split train / validation / test = "
+                  f"{1 - sched.eval_fraction - sched.validation_fraction:.0%} / "
+                  f"{sched.validation_fraction:.0%} / {sched.eval_fraction:.0%}",
                   highlight=False, soft_wrap=True)
     result = run_training(sched, frames, spec=spec, env_config=config, out_dir=out, seed=seed,
                           n_envs=n_envs, continue_from=continue_from, progress=not quiet)
     if result.phases:
         console.print(_results_table(result.phases))
-        last = result.phases[-1]["evaluation"]
-        console.print(f"held out: {last['start_time']} → {last['end_time']}",
+        last = result.phases[-1]
+        if last["validation"] is not None:
+            val = last["validation"]
+            console.print(f"validation: {val['start_time']} → {val['end_time']}",
+                          highlight=False, soft_wrap=True)
+        test = last["test"]
+        console.print(f"test (held out): {test['start_time']} → {test['end_time']}",
                       highlight=False, soft_wrap=True)
     console.print(f"model written to [bold]{result.final_bundle}[/bold]; logs, metrics.json "
                   f"and recommendations under {result.out_dir}", soft_wrap=True)

@@ -1,9 +1,12 @@
-"""Out-of-sample evaluation of a policy against a random policy and buy-and-hold.
+"""Evaluation of a policy on a slice of bars against a random policy and buy-and-hold.
 
-Each run is one episode of :class:`~quantum_trading.rl.env.PerpetualFuturesEnv` on all bars,
-starting at the first held-out bar and running to the last, with the phase's costs, funding
-and risk limits; the observation at bar ``t``'s close gives the decision that fills at
-``t + 1``'s open (the env's timing). Three policies meet the same bars:
+Each run is one episode of :class:`~quantum_trading.rl.env.PerpetualFuturesEnv` on the bars
+up to the end of the slice (a validation or test slice of
+:func:`quantum_trading.rl.train.train`), starting at the slice's first bar and running to its
+last, with the phase's costs, funding and risk limits; the env is built on the frames cut at
+the slice's end, so nothing at or after it is seen (features use the bars before the slice,
+causally). The observation at bar ``t``'s close gives the decision that fills at ``t + 1``'s
+open (the env's timing). Three policies meet the same bars:
 
 * the trained policy, deterministic, its observations normalised with the training
   ``VecNormalize`` statistics (which evaluation never updates);
@@ -31,7 +34,13 @@ from quantum_trading.backtest.metrics import max_drawdown_pct, sharpe_ratio
 from quantum_trading.data.timeframes import periods_per_year
 from quantum_trading.rl.spec import EnvSpec
 
-__all__ = ["buy_hold_action", "equity_metrics", "evaluate_oos", "run_episode"]
+__all__ = [
+    "buy_hold_action",
+    "equity_metrics",
+    "evaluate_oos",
+    "evaluate_train_window",
+    "run_episode",
+]
 
 
 def equity_metrics(equity: np.ndarray, turnover: np.ndarray, *, periods: float
@@ -89,6 +98,41 @@ def _mean(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
+def _policy_fn(model: Any, vecnormalize: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """The deterministic policy on raw env observations (normalised, statistics frozen)."""
+    def policy(obs: dict[str, np.ndarray]) -> np.ndarray:
+        normed = vecnormalize.normalize_obs({k: v[None] for k, v in obs.items()})
+        action, _ = model.predict(normed, deterministic=True)
+        return np.asarray(action)[0]
+
+    return policy
+
+
+def _cut(frames: Mapping[str, pd.DataFrame], end: int) -> dict[str, pd.DataFrame]:
+    """Every frame cut before bar ``end`` (bars ``[0, end)``)."""
+    return {s: f.iloc[:end] for s, f in frames.items()}
+
+
+def evaluate_train_window(
+    model: Any,
+    vecnormalize: Any,
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    spec: EnvSpec,
+    config: Any,
+    factory: Any,
+    end: int,
+    n_bars: int,
+) -> dict[str, float]:
+    """Metrics of the deterministic policy over the last training bars before bar ``end``:
+    about ``n_bars`` of them (fewer if the features' warm-up needs them, up to ``end − 1``).
+    The env sees only bars ``[0, end)``. Used for the train-vs-validation Sharpe gap."""
+    env = factory.eval_env(_cut(frames, end), config, start_bar=None)
+    first = max(env.start_range[0], end - 1 - n_bars)
+    return equity_metrics(*run_episode(env, _policy_fn(model, vecnormalize), start_bar=first),
+                          periods=periods_per_year(spec.timeframe))
+
+
 def evaluate_oos(
     model: Any,
     vecnormalize: Any,
@@ -98,32 +142,38 @@ def evaluate_oos(
     config: Any,
     factory: Any,
     split: int,
+    end: int | None = None,
     seed: int = 0,
     n_random: int = 5,
     train_too: bool = False,
+    what: str = "the held-out part",
 ) -> dict[str, Any]:
-    """Evaluate ``model`` on the bars from ``split`` to the end, against a random policy
-    (mean of ``n_random`` seeded runs; 0 = skip) and buy-and-hold on the same bars.
+    """Evaluate ``model`` on the bars ``[split, end)`` (``end`` None: to the last bar), against
+    a random policy (mean of ``n_random`` seeded runs; 0 = skip) and buy-and-hold on the same
+    bars. The env is built on the frames cut at ``end``: no bar at or after ``end`` is seen.
 
-    With ``train_too`` the policy is also run over the last training bars (as many as are
-    held out, fewer if the warm-up needs them, up to ``split − 1``) for the train-vs-eval
-    Sharpe gap.
+    With ``train_too`` the policy is also run over the last bars before ``split`` (as many as
+    the slice has, see :func:`evaluate_train_window`) for the train-vs-eval Sharpe gap.
+    ``what`` names the slice in errors.
 
-    Returns ``{"policy": …, "random": …, "buy_hold": …, "excess_return_vs_random_pct",
-    "excess_return_vs_buy_hold_pct", "train": … (train_too), "flat": {…}}``: ``flat`` is
-    the one-level dict the recommendation rules read (``eval_sharpe``, ``train_sharpe`` …).
+    Returns ``{"start_bar", "end_bar" (exclusive), "start_time", "end_time" (last bar),
+    "policy": …, "random": …, "buy_hold": …, "excess_return_vs_random_pct",
+    "excess_return_vs_buy_hold_pct", "train": … (train_too), "flat": {…}}``: ``flat`` is the
+    one-level dict the recommendation rules read (``eval_sharpe``, ``train_sharpe`` …).
 
-    Timing: one model forward pass per held-out bar (about 1 ms each on a CPU core).
+    Timing: one model forward pass per bar of the slice (about 1 ms each on a CPU core).
     """
     periods = periods_per_year(spec.timeframe)
-    env = factory.eval_env(frames, config, start_bar=split)
+    n_total = len(next(iter(frames.values())))
+    stop = n_total if end is None else int(end)
+    if not 0 < split < stop <= n_total:
+        raise ValueError(f"evaluate_oos: need 0 < split ({split}) < end ({stop}) <= bars "
+                         f"({n_total})")
+    env = factory.eval_env(_cut(frames, stop) if stop < n_total else frames, config,
+                           start_bar=split, what=what)
+    policy = _policy_fn(model, vecnormalize)
 
-    def policy(obs: dict[str, np.ndarray]) -> np.ndarray:
-        normed = vecnormalize.normalize_obs({k: v[None] for k, v in obs.items()})
-        action, _ = model.predict(normed, deterministic=True)
-        return np.asarray(action)[0]
-
-    out: dict[str, Any] = {"start_bar": int(split),
+    out: dict[str, Any] = {"start_bar": int(split), "end_bar": int(stop),
                            "start_time": str(env.index[split]), "end_time": str(env.index[-1])}
     out["policy"] = equity_metrics(*run_episode(env, policy, start_bar=split), periods=periods)
     hold = buy_hold_action(spec)
@@ -148,14 +198,10 @@ def evaluate_oos(
         flat["excess_return_vs_random_pct"] = out["excess_return_vs_random_pct"]
     flat["excess_return_vs_buy_hold_pct"] = out["excess_return_vs_buy_hold_pct"]
     if train_too:
-        train_frames = {s: f.iloc[:split] for s, f in frames.items()}
-        tenv = factory.eval_env(train_frames, config, start_bar=None)
-        n_eval = len(env.index) - split
-        first = max(tenv.start_range[0], split - 1 - n_eval)
-        out["train"] = equity_metrics(*run_episode(tenv, policy, start_bar=first),
-                                      periods=periods)
+        out["train"] = evaluate_train_window(model, vecnormalize, frames, spec=spec,
+                                             config=config, factory=factory, end=split,
+                                             n_bars=stop - split)
         flat.update({f"train_{k}": v for k, v in out["train"].items()})
     out["flat"] = {k: v for k, v in flat.items() if not (isinstance(v, float)
                                                           and math.isnan(v))}
     return out
-

@@ -5,9 +5,12 @@ Each rule reads one metric of the finished phase, compares it with a threshold
 to change, from what to what. The metrics are those :func:`quantum_trading.rl.train.train`
 collects: PPO's own diagnostics averaged over the phase's last updates (``entropy`` [nats],
 ``entropy_ratio`` = entropy / entropy of the initial policy, ``approx_kl``, ``clip_fraction``,
-``explained_variance``) and the deterministic evaluations on the training bars and on the
-held-out bars (``train_sharpe``, ``eval_sharpe`` [annualised], ``eval_turnover`` [traded
-notional / equity per bar], ``eval_total_return_pct``, ``random_total_return_pct``).
+``explained_variance``) and the deterministic evaluations on the last training bars and on
+the validation slice (``train_sharpe``, ``eval_sharpe`` [annualised], ``eval_turnover``
+[traded notional / equity per bar], ``eval_total_return_pct``, ``random_total_return_pct``):
+``eval_*`` and ``random_*`` are validation-slice metrics, never the test slice's (advice that
+shapes the next phase is a decision; reading the test slice for it would leak it). Without a
+validation slice only the training-side rules can fire.
 
 | rule | fires when | advice |
 | --- | --- | --- |
@@ -16,7 +19,7 @@ notional / equity per bar], ``eval_total_return_pct``, ``random_total_return_pct
 | clipping_too_often | clip_fraction > 0.3 | learning_rate ×0.5 |
 | updates_too_small | approx_kl < 0.001 and clip_fraction < 0.01 | learning_rate ×2 |
 | value_fit_poor | explained_variance < 0.2 | n_epochs +5, vf_coef ×1.5 |
-| overfitting | train_sharpe − eval_sharpe > 1.0 | augmentation on (warning) |
+| overfitting | train_sharpe − eval_sharpe (validation) > 1.0 | augmentation on (warning) |
 | turnover_too_high | eval_turnover > 0.1 | turnover_penalty ×2 (at least 1e-4) |
 | no_edge | eval return ≤ random policy's | warning only |
 
@@ -164,7 +167,7 @@ def recommend(
     if train_sh is not None and eval_sh is not None and train_sh - eval_sh > th.sharpe_gap_max:
         recs.append(Recommendation(
             "overfitting", "sharpe_gap", _sig(train_sh - eval_sh), th.sharpe_gap_max,
-            f"Sharpe on training bars ({train_sh:.2f}) is far above the held-out Sharpe "
+            f"Sharpe on training bars ({train_sh:.2f}) is far above the validation Sharpe "
             f"({eval_sh:.2f}): the policy is overfitting; train on augmented data",
             {"env.augmentation": True}, severity="warning"))
 
@@ -175,15 +178,15 @@ def recommend(
             current = float(env.get("turnover_penalty") or 0.0)
         recs.append(Recommendation(
             "turnover_too_high", "eval_turnover", turnover, th.turnover_max,
-            f"the policy trades {turnover:.2f}× equity per bar out of sample, so costs eat the "
-            "edge: a larger turnover penalty makes it trade less",
+            f"the policy trades {turnover:.2f}× equity per bar on the validation bars, so "
+            "costs eat the edge: a larger turnover penalty makes it trade less",
             {"env.turnover_penalty": _sig(min(max(2.0 * current, 1e-4), 1000.0))}))
 
     ret, rnd = _num(metrics, "eval_total_return_pct"), _num(metrics, "random_total_return_pct")
     if ret is not None and rnd is not None and ret <= rnd:
         recs.append(Recommendation(
             "no_edge", "eval_total_return_pct", ret, rnd,
-            "out of sample the policy did no better than a random policy on the same bars",
+            "on the validation bars the policy did no better than a random policy",
             severity="warning"))
 
     changes: dict[str, Any] = {}

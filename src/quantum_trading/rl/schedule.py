@@ -3,14 +3,22 @@
 A schedule is a list of phases run in order by :func:`quantum_trading.rl.train.train`. Each
 phase has a name, a timestep budget, PPO hyperparameters, overrides of the environment config
 (reward, penalties, episode length, augmentation) and a transition rule: a phase ends when its
-timesteps are done, or earlier when an out-of-sample metric, checked every
+timesteps are done, or earlier when a metric of the validation slice, checked every
 ``check_every_steps``, reaches ``threshold``. After each phase the trainer writes
 ``recommendations.json`` for the next phase (see :mod:`quantum_trading.rl.recommend`).
+
+The bars are split in time into three slices: train | validation | test. The test slice is
+the last ``eval_fraction`` of all bars (reported only, never used for a decision); the
+validation slice is the ``validation_fraction`` of all bars just before it (early transitions
+and recommendations read it); training environments see only the bars before the validation
+slice. ``validation_fraction: 0`` means no validation slice: phases may not then ask for an
+early transition, and recommendations read training-side metrics only.
 
 File format (every key but ``phases`` optional; unknown keys are errors)::
 
     version: 1
-    eval_fraction: 0.2            # last fraction of bars held out for evaluation
+    eval_fraction: 0.2            # last fraction of bars: the test slice (held out, reported)
+    validation_fraction: 0.15     # fraction of bars just before it: transitions, advice
     checkpoint_every_steps: 20000 # 0 = only at phase ends
     apply_recommendations: false  # true: each phase starts from the last one's advice
     augment: {segment_shuffle: true, segment_bars: 168, price_scale: true,
@@ -50,6 +58,7 @@ from quantum_trading.rl.augment import AugmentConfig
 
 __all__ = [
     "EVAL_METRICS",
+    "MIN_TRAIN_FRACTION",
     "EnvOverrides",
     "PPOParams",
     "Phase",
@@ -67,10 +76,14 @@ EVAL_METRICS: dict[str, str] = {
     "max_drawdown_pct": "above",
     "turnover": "below",
 }
-"""Out-of-sample metrics a transition may watch, and the side of the threshold that ends a
-phase (``above``: metric ≥ threshold; ``below``: metric ≤ threshold). ``sharpe`` is
+"""Metrics of the validation slice a transition may watch, and the side of the threshold
+that ends a phase (``above``: metric ≥ threshold; ``below``: metric ≤ threshold). ``sharpe`` is
 annualised, returns and drawdown are in % (drawdown ≤ 0: a threshold of -10 ends the phase
 once the drawdown is no worse than 10 %), ``turnover`` is traded notional / equity per bar."""
+
+MIN_TRAIN_FRACTION = 0.4
+"""Smallest fraction of all bars left for training: ``eval_fraction + validation_fraction``
+may be at most ``1 − MIN_TRAIN_FRACTION``."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -124,13 +137,13 @@ class EnvOverrides(BaseModel):
 
 
 class Transition(BaseModel):
-    """When a phase ends: after ``timesteps`` always; earlier when ``metric`` (out of sample,
-    checked every ``check_every_steps`` timesteps) reaches ``threshold``."""
+    """When a phase ends: after ``timesteps`` always; earlier when ``metric`` (of the
+    validation slice, checked every ``check_every_steps`` timesteps) reaches ``threshold``."""
 
     model_config = _FROZEN
 
     metric: str | None = Field(
-        None, description=f"Out-of-sample metric to watch, one of {sorted(EVAL_METRICS)}.")
+        None, description=f"Validation-slice metric to watch, one of {sorted(EVAL_METRICS)}.")
     threshold: float | None = Field(None, description="Value that ends the phase early.")
     check_every_steps: int = Field(
         10_000, ge=1, le=1_000_000_000, description="Timesteps between checks [steps].")
@@ -197,7 +210,12 @@ class TrainSchedule(BaseModel):
 
     version: Literal[1] = Field(1, description="Schedule format version.")
     eval_fraction: float = Field(
-        0.2, ge=0.05, le=0.5, description="Last fraction of bars held out for evaluation.")
+        0.2, ge=0.05, le=0.5, description="Last fraction of all bars: the test slice, held "
+        "out and only reported (never read by a transition or a recommendation).")
+    validation_fraction: float = Field(
+        0.15, ge=0.0, le=0.4, description="Fraction of all bars just before the test slice: "
+        "the validation slice that early transitions and recommendations read; 0 = none "
+        "(then no phase may ask for an early transition).")
     checkpoint_every_steps: int = Field(
         0, ge=0, le=10_000_000_000,
         description="Timesteps between checkpoints [steps]; 0 = only at phase ends.")
@@ -218,6 +236,29 @@ class TrainSchedule(BaseModel):
         if dupes:
             raise ValueError(f"phase names must be unique, repeated: {dupes}")
         return v
+
+    @model_validator(mode="after")
+    def _split_and_transitions(self) -> TrainSchedule:
+        held = self.eval_fraction + self.validation_fraction
+        if held > 1.0 - MIN_TRAIN_FRACTION + 1e-9:
+            raise ValueError(
+                f"eval_fraction ({self.eval_fraction:g}) + validation_fraction "
+                f"({self.validation_fraction:g}) = {held:g} leaves {1.0 - held:.0%} of the bars "
+                f"for training; keep their sum at most {1.0 - MIN_TRAIN_FRACTION:g}")
+        if self.validation_fraction == 0.0:
+            for i, p in enumerate(self.phases):
+                if p.transition.early:
+                    raise ValueError(
+                        f"phase {p.name} (phases[{i}]): transition.metric "
+                        f"{p.transition.metric!r} needs a validation slice, but "
+                        "validation_fraction is 0 (early transitions never read the test "
+                        "slice); set validation_fraction > 0 or remove the transition")
+        return self
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the run has a validation slice (``validation_fraction > 0``)."""
+        return self.validation_fraction > 0.0
 
     @property
     def total_timesteps(self) -> int:
@@ -244,8 +285,10 @@ def default_schedule_path() -> Path:
 
 def _describe(err: Mapping[str, Any]) -> str:
     loc = [str(x) for x in err["loc"]]
-    field = ".".join(loc) if loc else "schedule"
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if not loc:  # a check of the whole schedule: its message names the fields
+        return msg
+    field = ".".join(loc)
     if err.get("type") == "extra_forbidden":
         msg = "unknown field"
     elif "input" in err and not isinstance(err["input"], Mapping | list):

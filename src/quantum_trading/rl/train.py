@@ -2,22 +2,34 @@
 
 What a run does, in order:
 
-1. Splits the bars in time: the last ``schedule.eval_fraction`` of bars is held out; training
-   environments see only the bars before it (evaluation environments see all bars, so
-   features at the first held-out bar use the history before it, causally, and start trading
-   at the first held-out bar).
+1. Splits the bars in time into three slices, train | validation | test
+   (:func:`~quantum_trading.rl.train_envs.split_bars`). The test slice is the last
+   ``schedule.eval_fraction`` of the bars, the validation slice the
+   ``schedule.validation_fraction`` just before it. Training environments see only the bars
+   before the validation slice. An evaluation env of a slice
+   sees the bars up to the slice's end and none after (features at its first bar use the
+   history before it, causally; trading starts at its first bar).
 2. For each phase (in order; from the checkpoint's position with ``continue_from``): builds
    ``n_envs`` training environments with the phase's env overrides (the batched numba VecEnv
    when available, else a ``DummyVecEnv``; augmented data when the phase says so), wraps them
    in ``VecNormalize`` (statistics carried over from phase to phase), sets the phase's PPO
    hyperparameters on the one model and learns the phase's timesteps (fewer when its
-   transition metric reaches the threshold, checked out of sample).
+   transition metric, checked on the validation slice, reaches the threshold).
 3. After each phase: saves a bundle (:mod:`quantum_trading.rl.model_io`) in
-   ``phases/NN-<name>/``, evaluates the policy deterministically on the held-out bars against
-   a random policy and buy-and-hold on the same bars (:mod:`quantum_trading.rl.evaluate`),
-   writes ``metrics.json`` and ``recommendations.json`` (:mod:`quantum_trading.rl.recommend`).
+   ``phases/NN-<name>/``, evaluates the policy deterministically on the validation and the
+   test slices against a random policy and buy-and-hold on the same bars
+   (:mod:`quantum_trading.rl.evaluate`), and on the last training bars; writes
+   ``metrics.json`` (both slices) and ``recommendations.json``
+   (:mod:`quantum_trading.rl.recommend`, from the training-side and validation metrics).
+
 4. At the end: the last bundle is copied to ``final/`` and ``metrics.json`` (all phases) is
    written at the top of ``out_dir``.
+
+Nothing that decides anything (early transitions, recommendations, and so
+``apply_recommendations``) reads the test slice: it is reported only, so its figures stay
+out of sample. Without a validation slice (``validation_fraction: 0``) the schedule may not
+ask for early transitions and recommendations read training-side metrics only (the rules on
+out-of-sample metrics do not fire).
 
 Output layout::
 
@@ -48,12 +60,12 @@ from typing import Any
 import pandas as pd
 
 from quantum_trading.errors import ConfigError
-from quantum_trading.rl.evaluate import evaluate_oos
+from quantum_trading.rl.evaluate import evaluate_oos, evaluate_train_window
 from quantum_trading.rl.model_io import data_fingerprint, load_train_meta, save_bundle
 from quantum_trading.rl.recommend import recommend, write_recommendations
 from quantum_trading.rl.schedule import Phase, PPOParams, TrainSchedule, load_schedule
 from quantum_trading.rl.spec import EnvSpec, load_env_spec
-from quantum_trading.rl.train_envs import EnvFactory, check_bars, split_bars
+from quantum_trading.rl.train_envs import BarSplit, EnvFactory, check_bars, split_bars
 
 __all__ = ["TrainResult", "train"]
 
@@ -183,16 +195,23 @@ def _phase_dir(out: Path, index: int, name: str) -> Path:
     return out / "phases" / f"{index + 1:02d}-{name}"
 
 
+def _report(evaluation: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An evaluation as written to ``metrics.json`` (without the flat copy for the rules)."""
+    if evaluation is None:
+        return None
+    return {k: v for k, v in evaluation.items() if k != "flat"}
+
+
 class _Run:
     """State of one training run across its phases (see :func:`train`)."""
 
     def __init__(self, sched: TrainSchedule, frames: dict[str, pd.DataFrame], *, spec: EnvSpec,
-                 factory: EnvFactory, out: Path, seed: int, n_envs: int, split: int,
+                 factory: EnvFactory, out: Path, seed: int, n_envs: int, split: BarSplit,
                  n_random: int, policy_kwargs: Mapping[str, Any] | None) -> None:
         self.sched, self.frames, self.spec, self.factory = sched, frames, spec, factory
         self.out, self.seed, self.n_envs, self.split = out, seed, n_envs, split
         self.n_random, self.policy_kwargs = n_random, policy_kwargs
-        self.train_bars = {s: f.iloc[:split] for s, f in frames.items()}
+        self.train_bars = split.train_frames(frames)
         self.fingerprint = data_fingerprint(frames)
         self.model: Any = None
         self.vecnorm: Any = None
@@ -200,23 +219,32 @@ class _Run:
         self.logger, self.recorder = _configure_logger(out / "logs")
 
     # -- bookkeeping ---------------------------------------------------------------------------
+    def split_record(self) -> dict[str, Any]:
+        """Where the slices start (bar numbers and UTC bar open times): training is
+        ``[0, validation_start_bar)``, validation ``[validation_start_bar, test_start_bar)``
+        (empty without one), test ``[test_start_bar, n_bars)``."""
+        index_ = self.frames[self.spec.symbols[0]].index
+        sp = self.split
+        return {"validation_start_bar": sp.validation_start,
+                "validation_start": str(index_[sp.validation_start]),
+                "test_start_bar": sp.test_start, "test_start": str(index_[sp.test_start]),
+                "n_bars": sp.n_bars}
+
     def meta(self, index: int, phase: Phase, phase_start: int, complete: bool) -> dict[str, Any]:
         """``train_meta.json`` of a bundle saved now."""
         steps = int(self.model.num_timesteps)
         index_ = self.frames[self.spec.symbols[0]].index
         return {"seed": self.seed, "phase": phase.name, "phase_index": index,
                 "phase_timesteps_done": steps - phase_start, "phase_complete": complete,
-                "num_timesteps": steps, "n_envs": self.n_envs, "eval_split_bar": self.split,
-                "eval_start": str(index_[self.split]), "data_fingerprint": self.fingerprint,
-                "data_start": str(index_[0]), "data_end": str(index_[-1]),
-                "n_bars": len(index_)}
+                "num_timesteps": steps, "n_envs": self.n_envs, **self.split_record(),
+                "data_fingerprint": self.fingerprint, "data_start": str(index_[0]),
+                "data_end": str(index_[-1])}
 
     def write_summary(self) -> None:
         """Top-level ``metrics.json``: every finished phase so far."""
         summary = {"seed": self.seed, "symbols": list(self.spec.symbols),
-                   "timeframe": self.spec.timeframe,
-                   "n_bars": len(self.frames[self.spec.symbols[0]]),
-                   "eval_split_bar": self.split, "phases": self.results}
+                   "timeframe": self.spec.timeframe, **self.split_record(),
+                   "phases": self.results}
         (self.out / "metrics.json").write_text(json.dumps(summary, indent=2, default=float)
                                                + "\n")
 
@@ -238,15 +266,38 @@ class _Run:
         self.model.set_logger(self.logger)
         self.vecnorm = vecnorm
 
-    def evaluate(self, cfg: Any, *, n_random: int, train_too: bool = False) -> dict[str, Any]:
-        """Held-out evaluation of the current model (see :func:`evaluate_oos`)."""
+    def evaluate_validation(self, cfg: Any, *, n_random: int) -> dict[str, Any]:
+        """Evaluation of the current model on the validation slice, bars
+        ``[validation_start, test_start)``; its env never sees a test bar. The only
+        evaluation that decisions (transitions, recommendations) read."""
+        if not self.split.has_validation:
+            raise ConfigError("train: no validation slice (validation_fraction is 0)")
         return evaluate_oos(self.model, self.vecnorm, self.frames, spec=self.spec, config=cfg,
-                            factory=self.factory, split=self.split, seed=self.seed,
-                            n_random=n_random, train_too=train_too)
+                            factory=self.factory, split=self.split.validation_start,
+                            end=self.split.test_start, seed=self.seed, n_random=n_random,
+                            what="the validation slice")
+
+    def evaluate_test(self, cfg: Any, *, n_random: int) -> dict[str, Any]:
+        """Evaluation of the current model on the test slice, bars ``[test_start, n_bars)``:
+        reported in ``metrics.json``, never read by a decision."""
+        return evaluate_oos(self.model, self.vecnorm, self.frames, spec=self.spec, config=cfg,
+                            factory=self.factory, split=self.split.test_start, seed=self.seed,
+                            n_random=n_random, what="the test slice")
+
+    def train_window(self, cfg: Any) -> dict[str, float]:
+        """The policy over the last training bars, before ``validation_start`` (as many as
+        the validation slice has; without one, as the test slice has): the training side of
+        the train-vs-validation Sharpe gap."""
+        sp = self.split
+        n_bars = (sp.test_start - sp.validation_start if sp.has_validation
+                  else sp.n_bars - sp.test_start)
+        return evaluate_train_window(self.model, self.vecnorm, self.frames, spec=self.spec,
+                                     config=cfg, factory=self.factory,
+                                     end=sp.validation_start, n_bars=n_bars)
 
     def transition_value(self, cfg: Any, metric: str) -> float:
-        """The out-of-sample value of a transition metric now."""
-        ev = self.evaluate(cfg, n_random=3 if metric.endswith("random_pct") else 0)
+        """The value of a transition metric on the validation slice now."""
+        ev = self.evaluate_validation(cfg, n_random=3 if metric.endswith("random_pct") else 0)
         value = ev["policy"][metric] if metric in ev["policy"] else ev.get(metric, math.nan)
         return float(value)
 
@@ -295,14 +346,23 @@ class _Run:
         phase_dir = _phase_dir(self.out, index, phase.name)
         save_bundle(phase_dir, model=self.model, vecnormalize=vecnorm, spec=self.spec,
                     env_config=cfg, meta=self.meta(index, phase, phase_start, True))
-        evaluation = self.evaluate(cfg, n_random=self.n_random, train_too=True)
+        validation = (self.evaluate_validation(cfg, n_random=self.n_random)
+                      if self.split.has_validation else None)
+        train_window = self.train_window(cfg)
+        test = self.evaluate_test(cfg, n_random=self.n_random)
         stats = phase_train_metrics(self.recorder.rows, start=phase_start,
                                     end=int(self.model.num_timesteps),
                                     entropy_ref=_entropy_ref(self.spec))
+        # decisions read training-side and validation metrics only, never `test`
+        decision_metrics = {**stats, **{f"train_{k}": v for k, v in train_window.items()}}
+        if validation is not None:
+            decision_metrics.update(validation["flat"])
         phases = self.sched.phases
         nxt = phases[index + 1] if index + 1 < len(phases) else None
-        recs = recommend({**stats, **evaluation["flat"]}, phase=phase, next_phase=nxt,
+        recs = recommend(decision_metrics, phase=phase, next_phase=nxt,
                          env_values=self.factory.phase_config(nxt or phase).model_dump())
+        recs["metrics_from"] = ("training and validation" if validation is not None
+                                else "training only")
         write_recommendations(recs, phase_dir / "recommendations.json")
         record = {
             "phase": phase.name, "phase_index": index,
@@ -313,7 +373,9 @@ class _Run:
             "ppo": phase.ppo.model_dump(), "env": cfg.model_dump(mode="json"),
             "augmentation": bool(phase.env.augmentation),
             "train": stats,
-            "evaluation": {k: v for k, v in evaluation.items() if k != "flat"},
+            "train_window": train_window,
+            "validation": _report(validation),
+            "test": _report(test),
             "recommendations": [r["rule"] for r in recs["recommendations"]],
         }
         (phase_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=float)
@@ -347,7 +409,9 @@ def train(
         A :class:`TrainSchedule`, a YAML path or a dict (see :mod:`quantum_trading.rl.schedule`).
     bars:
         ``{symbol: OHLCV frame}`` on one UTC bar-open-time index, symbols in ``spec.symbols``
-        order; optional ``funding_rate`` columns. The last ``eval_fraction`` is held out.
+        order; optional ``funding_rate`` columns. Split in time: train | validation (the
+        ``validation_fraction`` of bars before the test slice) | test (the last
+        ``eval_fraction``, held out and only reported).
     spec:
         The observation/action interface; saved with every bundle.
     env_config:
@@ -382,18 +446,22 @@ def train(
     Raises
     ------
     ConfigError
-        Bad schedule (file, phase, field), data that does not fit ``spec``, a phase whose
-        batch is larger than its rollout, a checkpoint trained with another spec.
+        Bad schedule (file, phase, field; an early transition without a validation slice),
+        data that does not fit ``spec`` or is too short for a slice or a phase's training
+        episodes, a phase whose batch is larger than its rollout, a checkpoint trained with
+        another spec.
 
     Timing: dominated by PPO updates, a few hundred to a few thousand env steps per second
-    on one CPU core depending on the extractor size and window; plus one held-out
-    evaluation per phase end and per transition check (one forward pass per bar).
+    on one CPU core depending on the extractor size and window; plus, per phase end, one
+    evaluation of each slice and of the last training bars, and one validation evaluation
+    per transition check (one forward pass per bar).
 
     >>> from quantum_trading.data import generate_market                      # doctest: +SKIP
     >>> bars = generate_market(n_assets=2, n_bars=3000, seed=1).ohlcv         # doctest: +SKIP
     >>> spec = EnvSpec(symbols=tuple(bars), timeframe="1h")                   # doctest: +SKIP
     >>> result = train("sched.yaml", bars, spec=spec, out_dir="runs/a")      # doctest: +SKIP
-    >>> result.phases[-1]["evaluation"]["policy"]["sharpe"]                   # doctest: +SKIP
+    >>> result.phases[-1]["validation"]["policy"]["sharpe"]                   # doctest: +SKIP
+    >>> result.phases[-1]["test"]["policy"]["sharpe"]                         # doctest: +SKIP
     """
     from stable_baselines3.common.utils import set_random_seed
 
@@ -403,12 +471,18 @@ def train(
     for phase in sched.phases:
         _check_phase(phase, n_envs)
     frames = check_bars(bars, spec)
-    _, split = split_bars(frames, sched.eval_fraction, spec)
+    split = split_bars(frames, spec, eval_fraction=sched.eval_fraction,
+                       validation_fraction=sched.validation_fraction)
     factory = EnvFactory(spec=spec, base_config=env_config, funding=funding,
                          augment=sched.augment)
-    for phase in sched.phases:
-        factory.phase_config(phase)  # every phase's env overrides are checked up front
-    factory.eval_env(frames, factory.phase_config(sched.phases[0]), start_bar=split)
+    train_frames = split.train_frames(frames)
+    for phase in sched.phases:  # every phase's env overrides and episode length, up front
+        factory.check_train_bars(train_frames, phase)
+    first_cfg = factory.phase_config(sched.phases[0])
+    if split.has_validation:
+        factory.eval_env({s: f.iloc[:split.test_start] for s, f in frames.items()}, first_cfg,
+                         start_bar=split.validation_start, what="the validation slice")
+    factory.eval_env(frames, first_cfg, start_bar=split.test_start, what="the test slice")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 

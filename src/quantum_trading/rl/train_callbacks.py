@@ -116,7 +116,10 @@ class CheckpointCallback(BaseCallback):  # type: ignore[misc]
 class EarlyTransitionCallback(BaseCallback):  # type: ignore[misc]
     """Every ``every_steps`` timesteps of the phase, ``evaluate()`` → metric value; stops the
     phase (``learn`` returns) when ``reached(value)`` is true. ``history`` keeps
-    ``(timestep, value)`` of each check and ``stopped_at`` the timestep that ended it."""
+    ``(timestep, value)`` of each check and ``stopped_at`` the timestep that ended it.
+
+    The trainer's ``evaluate`` reads the validation slice only (never the test slice, which
+    a decision taken on it would leak)."""
 
     def __init__(self, every_steps: int, evaluate: Callable[[], float],
                  reached: Callable[[float], bool]) -> None:

@@ -7,16 +7,19 @@
   phase trains on unaugmented data, else a ``DummyVecEnv`` of
   :class:`~quantum_trading.rl.env.PerpetualFuturesEnv` (one augmented data set per env when
   the phase says ``augmentation: true``, plus feature noise on the observations);
-* an evaluation env on all bars whose episodes start at a given bar (the first held-out bar)
-  and run to the end of the data, never augmented.
+* an evaluation env on the bars it is given (all bars up to the end of the slice it
+  evaluates, never a bar after it) whose episodes start at a given bar (the slice's first
+  bar) and run to the last bar it was given, never augmented.
 
-:func:`check_bars` and :func:`split_bars` check the data against the spec and split it in time.
+:func:`check_bars` checks the data against the spec; :func:`split_bars` splits it in time into
+train | validation | test (:class:`BarSplit`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,7 @@ from quantum_trading.rl.env_config import EnvConfig
 from quantum_trading.rl.schedule import Phase
 from quantum_trading.rl.spec import EnvSpec
 
-__all__ = ["EnvFactory", "check_bars", "split_bars"]
+__all__ = ["BarSplit", "EnvFactory", "check_bars", "split_bars"]
 
 
 def check_bars(bars: Mapping[str, pd.DataFrame], spec: EnvSpec) -> dict[str, pd.DataFrame]:
@@ -55,16 +58,48 @@ def check_bars(bars: Mapping[str, pd.DataFrame], spec: EnvSpec) -> dict[str, pd.
     return frames
 
 
-def split_bars(frames: Mapping[str, pd.DataFrame], eval_fraction: float, spec: EnvSpec
-               ) -> tuple[dict[str, pd.DataFrame], int]:
-    """The training bars (all before the split) and the split bar: the first
-    ``round(n · (1 − eval_fraction))`` bars train, the rest are held out."""
+@dataclass(frozen=True)
+class BarSplit:
+    """Positions (bar numbers, 0-based) of the three slices of a training run, in time order:
+    train ``[0, validation_start)``, validation ``[validation_start, test_start)`` (empty when
+    there is none), test ``[test_start, n_bars)``.
+
+    >>> BarSplit(validation_start=260, test_start=320, n_bars=400).has_validation
+    True
+    """
+
+    validation_start: int
+    test_start: int
+    n_bars: int
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the validation slice has bars."""
+        return self.test_start > self.validation_start
+
+    def train_frames(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """The training bars: every frame cut before ``validation_start``."""
+        return {s: f.iloc[:self.validation_start] for s, f in frames.items()}
+
+
+def split_bars(frames: Mapping[str, pd.DataFrame], spec: EnvSpec, *, eval_fraction: float,
+               validation_fraction: float = 0.0) -> BarSplit:
+    """Split the bars in time: the last ``eval_fraction`` of them are the test slice (from
+    ``round(n · (1 − eval_fraction))``), the ``validation_fraction`` of them just before are the
+    validation slice (from ``round(n · (1 − eval_fraction − validation_fraction))``), the rest
+    train. ConfigError naming both fractions when a slice would have fewer than 2 bars."""
     n = len(frames[spec.symbols[0]])
-    split = round(n * (1.0 - eval_fraction))
-    if split < 2 or split >= n - 1:
-        raise ConfigError(f"train: {n} bars cannot be split {1 - eval_fraction:.0%} / "
-                          f"{eval_fraction:.0%} into training and held-out parts")
-    return {s: f.iloc[:split] for s, f in frames.items()}, split
+    test_start = round(n * (1.0 - eval_fraction))
+    validation_start = round(n * (1.0 - eval_fraction - validation_fraction))
+    too_small = (validation_start < 2 or n - test_start < 2
+                 or (validation_fraction > 0 and test_start - validation_start < 2))
+    if too_small:
+        train_pct = 1.0 - eval_fraction - validation_fraction
+        raise ConfigError(f"train: {n} bars cannot be split {train_pct:.0%} / "
+                          f"{validation_fraction:.0%} / {eval_fraction:.0%} into training, "
+                          "validation (validation_fraction) and test (eval_fraction) slices "
+                          "of at least 2 bars each")
+    return BarSplit(validation_start=validation_start, test_start=test_start, n_bars=n)
 
 
 def _batched_vec_env() -> Any | None:
@@ -157,11 +192,21 @@ class EnvFactory:
         venv.seed(seed)
         return venv
 
+    def check_train_bars(self, bars: Mapping[str, pd.DataFrame], phase: Phase) -> None:
+        """ConfigError naming the phase when its training episodes do not fit in ``bars``
+        (warm-up + window + ``episode_bars``); checked before any training starts."""
+        n = len(next(iter(bars.values())))
+        what = f"phase {phase.name}: training bars ({n})"
+        env = self._env(bars, self.phase_config(phase), funding=self.funding, mark=self.mark,
+                        what=what)
+        env.close()
+
     def eval_env(self, frames: Mapping[str, pd.DataFrame], config: EnvConfig, *,
-                 start_bar: int | None) -> PerpetualFuturesEnv:
+                 start_bar: int | None, what: str = "the held-out part") -> PerpetualFuturesEnv:
         """An env on ``frames`` for episodes from ``start_bar`` (checked; None: not checked,
-        use ``env.start_range[0]``) to the last bar, with ``config``'s reward and costs
-        (cached per data length and config)."""
+        use ``env.start_range[0]``) to the last bar of ``frames``, with ``config``'s reward
+        and costs (cached per data length and config: ``frames`` are always prefixes of one
+        data set). ``what`` names the slice in errors."""
         cfg = config.model_copy(update={"episode_bars": None, "start": "first"})
         key = (len(next(iter(frames.values()))), json.dumps(cfg.model_dump(mode="json"),
                                                              sort_keys=True))
@@ -172,7 +217,7 @@ class EnvFactory:
             self._eval_cache[key] = env
         lo, hi = env.start_range
         if start_bar is not None and not lo <= start_bar <= hi:
-            raise ConfigError(f"evaluation: the held-out part starts at bar {start_bar}, but "
-                              f"episodes can start only in [{lo}, {hi}] (features' warm-up + "
-                              f"window); use more data or a smaller eval_fraction")
+            raise ConfigError(f"evaluation: {what} starts at bar {start_bar}, but episodes can "
+                              f"start only in [{lo}, {hi}] (features' warm-up + window); use "
+                              "more data or a smaller eval_fraction / validation_fraction")
         return env
