@@ -6,6 +6,7 @@ duplicated, no lost order and the exchange's positions."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -55,6 +56,10 @@ from quantum_trading.execution.models import (
 )
 from quantum_trading.execution.protocol import Exchange
 
+# generous timeouts: the local exchange runs in this process's threads, slow when the
+# machine is loaded (httpx's default 5 s timed out on a loaded 2-core machine)
+http_post = functools.partial(httpx.post, timeout=60.0)
+
 pytestmark = pytest.mark.network_local
 
 KEY, SECRET = "test-api-key-7f3a9c", "test-api-secret-0d9e8f"
@@ -98,7 +103,7 @@ def run(url: str, scenario: Callable[[CcxtExchange], Awaitable[Any]],
 
 
 def advance(url: str, bars: int = 1) -> None:
-    assert httpx.post(f"{url}/_local/advance", params={"bars": bars}).status_code == 200
+    assert http_post(f"{url}/_local/advance", params={"bars": bars}).status_code == 200
 
 
 def req(symbol: str, side: Side, otype: LiveOrderType, amount: float, cid: str,

@@ -5,6 +5,7 @@ Everything runs on 127.0.0.1 against the real Binance files in the shared data f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from quantum_trading.execution.local_exchange import (
     serve_in_thread,
 )
 from quantum_trading.execution.local_exchange import server as server_module
+
+# generous timeouts: the local exchange runs in this process's threads, slow when the
+# machine is loaded (httpx's default 5 s timed out on a loaded 2-core machine)
+http_get = functools.partial(httpx.get, timeout=60.0)
 
 pytestmark = pytest.mark.network_local
 
@@ -149,10 +154,10 @@ def test_coarser_klines_are_aggregated_from_finer_files(client, binance_futures_
 
 # --------------------------------------------------------------------------- raw HTTP
 def test_binance_formats(base_url) -> None:
-    assert httpx.get(f"{base_url}/fapi/v1/ping").json() == {}
-    server_time = httpx.get(f"{base_url}/fapi/v1/time").json()["serverTime"]
+    assert http_get(f"{base_url}/fapi/v1/ping").json() == {}
+    server_time = http_get(f"{base_url}/fapi/v1/time").json()["serverTime"]
     assert abs(server_time - pd.Timestamp.now(tz="UTC").value // 1_000_000) < 60_000
-    rows = httpx.get(
+    rows = http_get(
         f"{base_url}/fapi/v1/klines",
         params={"symbol": "BTCUSDT", "interval": "1h", "startTime": 0, "limit": 2},
     ).json()
@@ -170,11 +175,11 @@ def test_binance_formats(base_url) -> None:
         "0",
         "0",
     ]
-    default = httpx.get(
+    default = http_get(
         f"{base_url}/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m"}
     ).json()
     assert len(default) == 500 and default[-1][0] == ms("2023-08-17 11:11")  # most recent bars
-    before = httpx.get(
+    before = http_get(
         f"{base_url}/fapi/v1/klines",
         params={"symbol": "BTCUSDT", "interval": "1h", "endTime": ms("2023-07-05"), "limit": 3},
     ).json()
@@ -183,7 +188,7 @@ def test_binance_formats(base_url) -> None:
         ms("2023-07-04 23:00"),
         ms("2023-07-05"),
     ]
-    funding = httpx.get(
+    funding = http_get(
         f"{base_url}/fapi/v1/fundingRate", params={"symbol": "DOGEUSDT", "limit": 2}
     ).json()
     assert (
@@ -209,7 +214,7 @@ def test_binance_formats(base_url) -> None:
     ],
 )
 def test_errors_in_binance_format(base_url, path, params, code) -> None:
-    response = httpx.get(f"{base_url}/fapi/v1/{path}", params=params)
+    response = http_get(f"{base_url}/fapi/v1/{path}", params=params)
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == code and isinstance(body["msg"], str)
@@ -229,8 +234,8 @@ def test_fault_injection_fails_data_requests_only(base_url, app) -> None:
     params = {"symbol": "BTCUSDT", "interval": "1h", "limit": 1}
     statuses = []
     for _ in range(5):
-        statuses.append(httpx.get(url, params=params).status_code)
-        assert httpx.get(f"{base_url}/fapi/v1/exchangeInfo").status_code == 200  # not counted
+        statuses.append(http_get(url, params=params).status_code)
+        assert http_get(f"{base_url}/fapi/v1/exchangeInfo").status_code == 200  # not counted
     assert statuses == [200, 200, 503, 503, 200]
 
 
@@ -285,9 +290,9 @@ def test_empty_or_missing_folder_is_a_data_error(tmp_path) -> None:
 def test_serve_in_thread_stops_on_exit(binance_futures_dir) -> None:
     with serve_in_thread(create_app(binance_futures_dir)) as url:
         assert url.startswith("http://127.0.0.1:")
-        assert httpx.get(f"{url}/fapi/v1/ping").status_code == 200
+        assert http_get(f"{url}/fapi/v1/ping").status_code == 200
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{url}/fapi/v1/ping", timeout=2)
+        http_get(f"{url}/fapi/v1/ping", timeout=2)
 
 
 def test_cli_serve(monkeypatch, binance_futures_dir, tmp_path, capsys) -> None:

@@ -5,6 +5,7 @@ fills over HTTP equal to the backtest's."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,11 @@ from quantum_trading.execution.local_exchange import server as server_module
 from quantum_trading.execution.local_exchange.signing import sign_query
 from quantum_trading.execution.local_exchange.trading import instruments_from_market_data
 from quantum_trading.sim import AccountConfig, CostsConfig, simulate
+
+# generous timeouts: the local exchange runs in this process's threads, slow when the
+# machine is loaded (httpx's default 5 s timed out on a loaded 2-core machine)
+http_get = functools.partial(httpx.get, timeout=60.0)
+http_post = functools.partial(httpx.post, timeout=60.0)
 
 pytestmark = pytest.mark.network_local
 
@@ -85,7 +91,7 @@ def client_for(url: str, monkeypatch, *, key: str = KEY, secret: str = SECRET) -
 
 
 def advance(url: str, bars: int = 1) -> dict:
-    response = httpx.post(f"{url}/_local/advance", params={"bars": bars})
+    response = http_post(f"{url}/_local/advance", params={"bars": bars})
     assert response.status_code == 200
     return response.json()
 
@@ -256,10 +262,10 @@ def test_signature_and_key_checks(venue, monkeypatch) -> None:
     stale = signed(url, "GET", "/fapi/v3/account", {}, timestamp=int(time.time() * 1000) - 60_000)
     assert stale.json()["code"] == -1021
     assert signed(url, "GET", "/fapi/v3/account", {}).status_code == 200
-    unsigned = httpx.get(f"{url}/fapi/v3/account", headers={"X-MBX-APIKEY": KEY})
+    unsigned = http_get(f"{url}/fapi/v3/account", headers={"X-MBX-APIKEY": KEY})
     assert unsigned.json()["code"] == -1022
     assert (
-        httpx.get(f"{url}/fapi/v1/ticker/bookTicker", params={"symbol": "BTCUSDT"}).status_code
+        http_get(f"{url}/fapi/v1/ticker/bookTicker", params={"symbol": "BTCUSDT"}).status_code
         == 200
     )
 
@@ -375,7 +381,7 @@ def test_replay_clock_bounds_the_market_data(market_data, monkeypatch) -> None:
     app = create_app(market_data, trading=options(symbols=(BTC,), warmup_bars=10))
     with serve_in_thread(app) as url:
         client = client_for(url, monkeypatch)
-        clock = httpx.get(f"{url}/_local/clock").json()
+        clock = http_get(f"{url}/_local/clock").json()
         bars = client.fetch_ohlcv(BTC, "1h", since=0, limit=1000)
         assert len(bars) == 10 and bars[-1][0] == clock["time"] - 3_600_000
         moved = advance(url, 5)
@@ -387,9 +393,9 @@ def test_replay_clock_bounds_the_market_data(market_data, monkeypatch) -> None:
         assert all(f["timestamp"] <= moved["time"] for f in funding)
     auto = create_app(market_data, trading=options(symbols=(BTC,), bars_per_second=100.0))
     with serve_in_thread(auto) as url:
-        start = httpx.get(f"{url}/_local/clock").json()["time"]
+        start = http_get(f"{url}/_local/clock").json()["time"]
         time.sleep(0.3)
-        assert httpx.get(f"{url}/_local/clock").json()["time"] >= start + 10 * 3_600_000
+        assert http_get(f"{url}/_local/clock").json()["time"] >= start + 10 * 3_600_000
 
 
 def test_cli_serve_trading(monkeypatch, binance_futures_dir, capsys) -> None:

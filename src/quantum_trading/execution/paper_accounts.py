@@ -14,9 +14,9 @@ a kernel of :mod:`quantum_trading.sim`:
 * funding: :func:`~quantum_trading.sim.engine_nb.settle_funding_nb` (``−size · mark · rate``,
   longs pay when positive);
 * liquidation: :func:`~quantum_trading.sim.margin_nb.liquidation_lambda_nb` on the bar's adverse
-  path, then :func:`~quantum_trading.sim.engine_nb.liquidate_cross_nb` /
-  :func:`~quantum_trading.sim.engine_nb.liquidate_isolated_nb`; bankruptcy closes with
-  :func:`~quantum_trading.sim.engine_nb.bankruptcy_close_nb`.
+  path, then :func:`~quantum_trading.sim.liquidation_nb.liquidate_cross_nb` /
+  :func:`~quantum_trading.sim.liquidation_nb.liquidate_isolated_nb`; bankruptcy closes with
+  :func:`~quantum_trading.sim.liquidation_nb.bankruptcy_close_nb`.
 
 σ and notional volume for the impact model come from
 :func:`~quantum_trading.sim.costs_nb.impact_inputs_at_nb` over the symbol's earlier bars (causal),
@@ -41,13 +41,13 @@ from quantum_trading.sim.costs_nb import impact_frac_nb, impact_inputs_at_nb
 
 # the simulator's own event kernels (one implementation: the paper account calls them as the
 # step does, it never re-writes their arithmetic)
-from quantum_trading.sim.engine_nb import (
+from quantum_trading.sim.engine_nb import settle_funding_nb
+from quantum_trading.sim.inputs import build_params
+from quantum_trading.sim.liquidation_nb import (
     bankruptcy_close_nb,
     liquidate_cross_nb,
     liquidate_isolated_nb,
-    settle_funding_nb,
 )
-from quantum_trading.sim.inputs import build_params
 from quantum_trading.sim.margin_nb import liquidation_lambda_nb, liquidation_price_nb, tier_index_nb
 from quantum_trading.sim.orders_nb import execute_market_nb
 from quantum_trading.sim.records import (

@@ -60,18 +60,16 @@ from quantum_trading.sim.records import (
     P_TRAIL_DIST,
     P_TRAIL_FRAC,
     Q_ENTRY_BAR,
+    TOT_FEES,
+    TOT_IMPACT,
+    TOT_LIQ_FEE,
+    TOT_REALIZED,
+    TOT_SLIPPAGE,
+    TOT_SPREAD,
 )
 
 __all__ = ["apply_fill_nb", "open_trades_nb", "write_order_nb"]
 
-# asset_totals columns follow acct[A_REALIZED:]: 0 realised, 1 fees, 2 spread, 3 slippage,
-# 4 impact, 5 funding, 6 liquidation fee, 7 insurance
-_T_REALIZED = 0
-_T_FEES = 1
-_T_SPREAD = 2
-_T_SLIPPAGE = 3
-_T_IMPACT = 4
-_T_LIQ_FEE = 6
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -164,12 +162,12 @@ def apply_fill_nb(
     acct[A_SLIPPAGE] += slippage_usd
     acct[A_IMPACT] += impact_usd
     acct[A_LIQ_FEE] += liq_fee
-    tot[i, _T_REALIZED] += realized
-    tot[i, _T_FEES] += fee
-    tot[i, _T_SPREAD] += spread_usd
-    tot[i, _T_SLIPPAGE] += slippage_usd
-    tot[i, _T_IMPACT] += impact_usd
-    tot[i, _T_LIQ_FEE] += liq_fee
+    tot[i, TOT_REALIZED] += realized
+    tot[i, TOT_FEES] += fee
+    tot[i, TOT_SPREAD] += spread_usd
+    tot[i, TOT_SLIPPAGE] += slippage_usd
+    tot[i, TOT_IMPACT] += impact_usd
+    tot[i, TOT_LIQ_FEE] += liq_fee
 
     new = cur + q
     if closed > 0.0:

@@ -17,6 +17,14 @@ from quantum_trading.domain import CapFlag, ExitReason, OrderStatus, OrderType
 
 __all__ = [
     "COST_COLUMNS",
+    "TOT_FEES",
+    "TOT_FUNDING",
+    "TOT_IMPACT",
+    "TOT_INSURANCE",
+    "TOT_LIQ_FEE",
+    "TOT_REALIZED",
+    "TOT_SLIPPAGE",
+    "TOT_SPREAD",
     "fill_dt",
     "order_dt",
     "risk_dt",
@@ -160,6 +168,16 @@ COST_COLUMNS: tuple[str, ...] = (
     "insurance_usd",
 )
 
+# --- per-asset cost totals: state.asset_totals[i, ...] (acct[A_REALIZED:] split by asset) ----
+TOT_REALIZED = 0
+TOT_FEES = 1
+TOT_SPREAD = 2
+TOT_SLIPPAGE = 3
+TOT_IMPACT = 4
+TOT_FUNDING = 5
+TOT_LIQ_FEE = 6
+TOT_INSURANCE = 7
+
 # --- counters: state.counters[...] ---------------------------------------------------------
 C_FILLS = 0
 C_ORDERS = 1
@@ -240,4 +258,5 @@ W_Q = 10  # signed order size to execute (W_REQ unless the risk checks resized i
 N_WORK = 11
 
 assert S_POS == S_COST + N_COST == N_SNAP_BASE
+assert TOT_INSURANCE == A_INSURANCE - A_REALIZED and TOT_FUNDING == A_FUNDING - A_REALIZED
 
