@@ -22,7 +22,7 @@ is printed too), so a change in the machine's load between rounds hits them alik
 
 Goals (issue 7): single ≥ 1× gym-anytrading's steps/s; batched ≥ 10× it in aggregate.
 
-    .venv/bin/python bench/rl_env.py [--steps 60000] [--batched 16,64,256]
+    .venv/bin/python bench/rl_env.py [--steps 20000] [--repeat 7] [--batched 16,64,256]
 """
 
 from __future__ import annotations
@@ -74,9 +74,9 @@ def _best(fn: Any, repeat: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60_000, help="single-env steps per round")
+    parser.add_argument("--steps", type=int, default=20_000, help="single-env steps per round")
     parser.add_argument("--batched", default="16,64,256", help="batch sizes")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds (best is kept)")
+    parser.add_argument("--repeat", type=int, default=7, help="rounds (best is kept)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import gym_anytrading  # noqa: F401  (registers the envs)
