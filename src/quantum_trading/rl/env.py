@@ -243,7 +243,7 @@ class PerpetualFuturesEnv(gym.Env):
                                    "PerpetualFuturesEnv.step")
         if terminated or truncated:
             self._ready = False
-        # the observation the kernel just wrote: pool row k (see _new_pool)
+        # the observation the kernel just wrote: pool row k (as _take(), inlined: hot path)
         k = self._k
         obs = {"market": self._markets[k], "account": self._accounts[k]}
         info = {"equity_usd": equity, "time": self._times[t], "bar": t,

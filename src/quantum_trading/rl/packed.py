@@ -208,8 +208,9 @@ class SinglePack:
                                 for name in ("acct", "proj", "prices", "ints", "forced")}))
         self.ctl, self.ctli = one(("env", "ctl")), one(("env", "ctli"))
         self.prev_pos = one(("env", "prev_pos"))
-        self.act, self.info, self.slot = views[("env", "act")], views[("env", "info")], \
-            views[("env", "slot")]
+        self.act = views[("env", "act")]
+        self.info = views[("env", "info")]
+        self.slot = views[("env", "slot")]
         self.pf, self.pi = _params_buffers(params)
         self.params = params
 
