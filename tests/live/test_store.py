@@ -271,3 +271,23 @@ def test_risk_decisions_batch_skips_stored_ones(tmp_path: Path) -> None:
     assert store.record_risk_decisions([]) == 0
     rows = store.risk_decisions()
     assert [(r.client_order_id, r.action) for r in rows] == [("c1", "approve"), (None, "resize")]
+
+
+def test_equity_upsert_and_orm_path_store_the_same_rows(tmp_path: Path) -> None:
+    """SQLite / PostgreSQL write equity with one ``INSERT … ON CONFLICT DO UPDATE``; other
+    databases with the ORM's read-then-write. Both store the same rows (a snapshot at the same
+    time replaces the first)."""
+    rows = []
+    for upsert in (True, False):
+        store = store_at(tmp_path / f"equity-{upsert}.sqlite")
+        if not upsert:
+            store._equity_upsert = False  # as on a database without the upsert
+        store.record_equity(Balance(1000.0, 900.0, 1010.0), time=T0)
+        snap = store.record_equity(Balance(1000.0, 800.0, 1020.0), time=T0)
+        store.record_equity(Balance(1000.0, 900.0, 990.0), time=T0 + pd.Timedelta("1h"))
+        assert (snap.time, snap.equity_usd, snap.free_usd) == (T0, 1020.0, 800.0)
+        with store.transaction() as s:
+            rows.append(s.execute(sa.text(
+                "SELECT exchange, time, equity_usd, wallet_usd, free_usd FROM equity "
+                "ORDER BY time")).all())
+    assert rows[0] == rows[1] and len(rows[0]) == 2 and rows[0][0][2] == 1020.0

@@ -94,6 +94,26 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def _equity_upsert(dialect: str) -> Any | None:
+    """``INSERT … ON CONFLICT (exchange, time) DO UPDATE`` of an equity row, with bound
+    parameters named as the columns (built once: building a statement costs more than running
+    it); None where the dialect has no such upsert (only SQLite and PostgreSQL here)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        return None
+    table = EquitySnapshot.__table__
+    stmt = insert(table).values({c: sa.bindparam(c) for c in _EQUITY_COLUMNS})
+    return stmt.on_conflict_do_update(
+        index_elements=["exchange", "time"],
+        set_={c: stmt.excluded[c] for c in ("equity_usd", "wallet_usd", "free_usd")})
+
+
+_EQUITY_COLUMNS = ("exchange", "time", "equity_usd", "wallet_usd", "free_usd")
+
+
 class TradingStore(OrderPersistence):
     """Orders, fills, positions, equity, risk decisions, alerts and trader state in one
     database (see the module docstring for the guarantees).
@@ -135,6 +155,7 @@ class TradingStore(OrderPersistence):
         self._drained: weakref.WeakKeyDictionary[OrderManager, tuple[int, OrderEvent]] = \
             weakref.WeakKeyDictionary()
         self._write_ahead: _WriteAhead | None = None
+        self._equity_upsert: Any = None  # built at the first record_equity (False: none)
 
     @classmethod
     def open(cls, url: str | URL | None = None, **kwargs: Any) -> TradingStore:
@@ -233,8 +254,24 @@ class TradingStore(OrderPersistence):
     def record_equity(self, balance: Balance, *,
                       time: pd.Timestamp | None = None) -> EquitySnapshot:
         """Store the account's money at ``time`` (default now); a second snapshot at the same
-        time replaces the first."""
+        time replaces the first. Returns the row's values (on SQLite and PostgreSQL a
+        transient :class:`EquitySnapshot`, not attached to a session, without its ``id``).
+
+        Written after every bar that moved the account, so on SQLite and PostgreSQL it is one
+        Core ``INSERT … ON CONFLICT (exchange, time) DO UPDATE`` built once (≈ 0.1 ms) instead
+        of the ORM's read, then insert or update (≈ 0.8 ms in a trader's run); other
+        databases take the ORM path."""
         t = utc(time) or utc(self.now())
+        values = {"exchange": self.exchange, "time": t,
+                  "equity_usd": float(balance.equity_usd),
+                  "wallet_usd": float(balance.wallet_usd), "free_usd": float(balance.free_usd)}
+        if self._equity_upsert is None:
+            upsert = _equity_upsert(self.engine.dialect.name)
+            self._equity_upsert = False if upsert is None else upsert
+        if self._equity_upsert is not False:
+            with self.engine.begin() as conn:
+                conn.execute(self._equity_upsert, values)
+            return EquitySnapshot(**values)
         with self.transaction() as s:
             row = s.scalars(sa.select(EquitySnapshot).where(
                 EquitySnapshot.exchange == self.exchange, EquitySnapshot.time == t)).one_or_none()
