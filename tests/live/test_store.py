@@ -21,6 +21,7 @@ from quantum_trading.execution.order_manager import OrderManager, OrderState
 from quantum_trading.execution.position_monitor import ExitAction, ExitTrigger
 from quantum_trading.live.models import FillRow, OrderEventRow, OrderRow
 from quantum_trading.live.store import TradingStore
+from quantum_trading.live.store_upsert import Upserts
 from quantum_trading.risk import RiskConfig, RiskEngine
 from quantum_trading.risk.limits import RiskAction, RiskDecision, RiskReason, TradingState
 
@@ -273,21 +274,40 @@ def test_risk_decisions_batch_skips_stored_ones(tmp_path: Path) -> None:
     assert [(r.client_order_id, r.action) for r in rows] == [("c1", "approve"), (None, "resize")]
 
 
-def test_equity_upsert_and_orm_path_store_the_same_rows(tmp_path: Path) -> None:
-    """SQLite / PostgreSQL write equity with one ``INSERT … ON CONFLICT DO UPDATE``; other
-    databases with the ORM's read-then-write. Both store the same rows (a snapshot at the same
-    time replaces the first)."""
+def test_upserts_and_orm_path_store_the_same_rows(tmp_path: Path) -> None:
+    """SQLite / PostgreSQL overwrite the equity snapshot of a time, the position of a symbol
+    and a state value with one ``INSERT … ON CONFLICT DO UPDATE``; other databases with the
+    ORM's read-then-write. Both store the same rows (a second write replaces the first)."""
     rows = []
     for upsert in (True, False):
         store = store_at(tmp_path / f"equity-{upsert}.sqlite")
         if not upsert:
-            store._equity_upsert = False  # as on a database without the upsert
+            store._upserts = Upserts("none")  # as on a database without the upsert
         store.record_equity(Balance(1000.0, 900.0, 1010.0), time=T0)
         snap = store.record_equity(Balance(1000.0, 800.0, 1020.0), time=T0)
         store.record_equity(Balance(1000.0, 900.0, 990.0), time=T0 + pd.Timedelta("1h"))
         assert (snap.time, snap.equity_usd, snap.free_usd) == (T0, 1020.0, 800.0)
+        pos = ExchangePosition(symbol=SYMBOL, size=0.1, entry_price=30_000.0,
+                               mark_price=30_100.0, unrealized_pnl_usd=10.0, leverage=2.0,
+                               liquidation_price=15_500.0)
+        store.record_position(pos, time=T0)
+        row = store.record_position(ExchangePosition(**{**pos.__dict__, "size": -0.2,
+                                                         "liquidation_price": None}),
+                                    time=T0 + pd.Timedelta("1h"))
+        assert (row.size, row.liquidation_price) == (-0.2, None)
+        store.record_flat("ETH/USDT:USDT", time=T0)
+        store.set_state("k", {"a": 1})
+        store.set_state("k", {"a": 2})
+        assert store.get_state("k") == {"a": 2}
         with store.transaction() as s:
-            rows.append(s.execute(sa.text(
+            rows.append([s.execute(sa.text(sql)).all() for sql in (
                 "SELECT exchange, time, equity_usd, wallet_usd, free_usd FROM equity "
-                "ORDER BY time")).all())
-    assert rows[0] == rows[1] and len(rows[0]) == 2 and rows[0][0][2] == 1020.0
+                "ORDER BY time",
+                "SELECT exchange, symbol, size, entry_price, mark_price, unrealized_pnl_usd, "
+                "leverage, liquidation_price, source, updated_at FROM positions ORDER BY symbol",
+                "SELECT key, value FROM kv WHERE key = 'k'")])
+    assert rows[0] == rows[1]
+    equity, positions, kv = rows[0]
+    assert len(equity) == 2 and equity[0][2] == 1020.0
+    assert [(p[1], p[2]) for p in positions] == [(SYMBOL, -0.2), ("ETH/USDT:USDT", 0.0)]
+    assert len(kv) == 1

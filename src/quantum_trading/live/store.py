@@ -66,6 +66,7 @@ from quantum_trading.live.store_orders import (
     _WriteAhead,
     state_from_exchange,
 )
+from quantum_trading.live.store_upsert import Upserts
 from quantum_trading.risk.limits import RiskDecision
 
 __all__ = ["ALERT_LEVELS", "TradingStore", "state_from_exchange"]
@@ -92,26 +93,6 @@ def _json_hook(obj: dict[str, Any]) -> Any:
         t = pd.Timestamp(obj["__datetime__"])
         return t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
     return obj
-
-
-def _equity_upsert(dialect: str) -> Any | None:
-    """``INSERT … ON CONFLICT (exchange, time) DO UPDATE`` of an equity row, with bound
-    parameters named as the columns (built once: building a statement costs more than running
-    it); None where the dialect has no such upsert (only SQLite and PostgreSQL here)."""
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        return None
-    table = EquitySnapshot.__table__
-    stmt = insert(table).values({c: sa.bindparam(c) for c in _EQUITY_COLUMNS})
-    return stmt.on_conflict_do_update(
-        index_elements=["exchange", "time"],
-        set_={c: stmt.excluded[c] for c in ("equity_usd", "wallet_usd", "free_usd")})
-
-
-_EQUITY_COLUMNS = ("exchange", "time", "equity_usd", "wallet_usd", "free_usd")
 
 
 class TradingStore(OrderPersistence):
@@ -155,7 +136,7 @@ class TradingStore(OrderPersistence):
         self._drained: weakref.WeakKeyDictionary[OrderManager, tuple[int, OrderEvent]] = \
             weakref.WeakKeyDictionary()
         self._write_ahead: _WriteAhead | None = None
-        self._equity_upsert: Any = None  # built at the first record_equity (False: none)
+        self._upserts = Upserts(engine.dialect.name)
 
     @classmethod
     def open(cls, url: str | URL | None = None, **kwargs: Any) -> TradingStore:
@@ -227,7 +208,20 @@ class TradingStore(OrderPersistence):
     # -- positions, equity -----------------------------------------------------------------
     def record_position(self, position: ExchangePosition, *, time: pd.Timestamp | None = None,
                         source: str = "exchange") -> PositionRow:
-        """Set the snapshot of ``position.symbol`` (one row per symbol, overwritten)."""
+        """Set the snapshot of ``position.symbol`` (one row per symbol, overwritten). One
+        upsert on SQLite and PostgreSQL (the returned row is then transient, without its
+        ``id``), the ORM elsewhere."""
+        values = {"exchange": self.exchange, "symbol": position.symbol,
+                  "size": float(position.size), "entry_price": float(position.entry_price),
+                  "mark_price": float(position.mark_price),
+                  "unrealized_pnl_usd": float(position.unrealized_pnl_usd),
+                  "leverage": float(position.leverage),
+                  "liquidation_price": (None if position.liquidation_price is None
+                                        else float(position.liquidation_price)),
+                  "source": source, "updated_at": utc(time) or utc(self.now())}
+        if self._upserts.run(self.engine, PositionRow.__table__, ("exchange", "symbol"),
+                             values):
+            return PositionRow(**values)
         with self.transaction() as s:
             row = s.scalars(sa.select(PositionRow).where(
                 PositionRow.exchange == self.exchange, PositionRow.symbol == position.symbol)
@@ -257,20 +251,14 @@ class TradingStore(OrderPersistence):
         time replaces the first. Returns the row's values (on SQLite and PostgreSQL a
         transient :class:`EquitySnapshot`, not attached to a session, without its ``id``).
 
-        Written after every bar that moved the account, so on SQLite and PostgreSQL it is one
-        Core ``INSERT … ON CONFLICT (exchange, time) DO UPDATE`` built once (≈ 0.1 ms) instead
-        of the ORM's read, then insert or update (≈ 0.8 ms in a trader's run); other
-        databases take the ORM path."""
+        Written after every bar that moved the account: one upsert on SQLite and PostgreSQL
+        (:mod:`~quantum_trading.live.store_upsert`), the ORM elsewhere."""
         t = utc(time) or utc(self.now())
         values = {"exchange": self.exchange, "time": t,
                   "equity_usd": float(balance.equity_usd),
                   "wallet_usd": float(balance.wallet_usd), "free_usd": float(balance.free_usd)}
-        if self._equity_upsert is None:
-            upsert = _equity_upsert(self.engine.dialect.name)
-            self._equity_upsert = False if upsert is None else upsert
-        if self._equity_upsert is not False:
-            with self.engine.begin() as conn:
-                conn.execute(self._equity_upsert, values)
+        if self._upserts.run(self.engine, EquitySnapshot.__table__, ("exchange", "time"),
+                             values):
             return EquitySnapshot(**values)
         with self.transaction() as s:
             row = s.scalars(sa.select(EquitySnapshot).where(
@@ -453,6 +441,9 @@ class TradingStore(OrderPersistence):
         if not key or len(key) > 64:
             raise ValueError(f"set_state: key must have 1–64 characters, got {key!r}")
         text = self.redact(json.dumps(value, default=_json_default, sort_keys=True))
+        if self._upserts.run(self.engine, KeyValue.__table__, ("key",),
+                             {"key": key, "value": text, "updated_at": utc(self.now())}):
+            return
         with self.transaction() as s:
             row = s.get(KeyValue, key)
             if row is None:
