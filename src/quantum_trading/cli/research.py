@@ -163,16 +163,8 @@ def optimize(
     best set given the number of trials, the probability of backtest overfitting (CSCV) and
     a verdict in words, with parameter-surface heatmaps and the regime timeline of the bars.
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from quantum_trading.backtest.inputs import load_bars
+    from quantum_trading.progress import progress_bar
     from quantum_trading.research.optimize import optimize as run_optimize
     from quantum_trading.research.report import write_optimization_report
     from quantum_trading.strategies import get_strategy
@@ -194,9 +186,7 @@ def optimize(
     costs, account, limits = opt.run_configs(leverage, initial_cash, fee_bps, slippage_bps, risk,
                                              no_risk)
     total = trials if chosen == "optuna" else None
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
+    with progress_bar(console=console) as bar:
         task = bar.add_task(f"{chosen} search of {strat.name} on {loaded.symbol}", total=total)
 
         def progress(done: int, n: int) -> None:

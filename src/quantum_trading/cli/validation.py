@@ -22,6 +22,7 @@ from quantum_trading.cli import _options as opt
 from quantum_trading.cli._console import console
 from quantum_trading.errors import ConfigError
 from quantum_trading.paths import user_data_dir
+from quantum_trading.progress import progress_bar
 
 __all__ = ["folds_table", "validate", "walk_forward"]
 
@@ -76,19 +77,6 @@ def _stats_table(stats: pd.Series, *, title: str) -> Table:
         text = format_stat(str(key), value) if not isinstance(value, float) else _cell(value, 4)
         table.add_row(escape(str(key)), text)
     return table
-
-
-def _progress_bar():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
 
 
 def walk_forward(
@@ -176,7 +164,7 @@ def walk_forward(
     train = train_bars or 3 * test
     costs, account, limits = opt.run_configs(leverage, initial_cash, fee_bps, slippage_bps, risk,
                                       no_risk)
-    with _progress_bar() as bar:
+    with progress_bar(console=console, remaining=False) as bar:
         folds_task = bar.add_task(f"walk-forward of {strat.name} on {loaded.symbol}", total=None)
         search_task = bar.add_task(f"{chosen} search", total=None)
 
@@ -267,7 +255,7 @@ def validate(
         console.print(note, highlight=False, soft_wrap=True)
     costs, account, limits = opt.run_configs(leverage, initial_cash, fee_bps, slippage_bps, risk,
                                       no_risk)
-    with _progress_bar() as bar:
+    with progress_bar(console=console, remaining=False) as bar:
         tasks = {"backtests": bar.add_task("backtests of the set and its neighbours",
                                            total=None),
                  "permutations": bar.add_task(f"permutation test ({permutations} paths)",

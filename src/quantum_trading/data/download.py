@@ -26,12 +26,12 @@ from urllib.parse import urlsplit
 import ccxt
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from quantum_trading.data.layout import DATA_KINDS
 from quantum_trading.data.store import KIND_COLUMNS, ParquetStore
 from quantum_trading.data.timeframes import timeframe_to_ms
 from quantum_trading.errors import ConfigError, ExchangeError
+from quantum_trading.progress import progress_bar
 
 __all__ = [
     "DEFAULT_EXCHANGE_ID",
@@ -530,13 +530,7 @@ def download(
 
     reports: list[SeriesReport] = []
     console = Console(stderr=True)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+    with progress_bar(console=console, remaining=False, disable=not progress) as bar:
         for symbol in names:
             market = client.markets.get(symbol) if client.markets else None
             if market is None:

@@ -175,17 +175,9 @@ def _check_phase(phase: Phase, n_envs: int) -> None:
 def _progress(enabled: bool, total: int) -> tuple[Any, Any]:
     if not enabled:
         return None, None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from quantum_trading.progress import progress_bar
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn())
+    bar = progress_bar()
     task = bar.add_task("training", total=total)
     bar.start()
     return bar, task
