@@ -180,3 +180,32 @@ def test_observations_are_fresh_across_pool_blocks() -> None:
     np.testing.assert_array_equal(kept[-1][0]["market"], copies[-1][0]["market"])
     obs, *_ = env.step(np.array([0.1], dtype=np.float32))
     assert obs["market"].shape == spec.market_shape
+
+
+@pytest.mark.parametrize("action", ["target", "multi_head"])
+def test_episode_buffers_hold_only_this_episode(action: str) -> None:
+    """A reset clears the decisions of the episode before (only those rows are cleared):
+    after several episodes at different starts, the targets (and stop distances) are NaN
+    everywhere but on this episode's decision bars."""
+    bars = walk(600, seed=9)
+    spec = EnvSpec(symbols=("X/USDT:USDT",), timeframe="1h", action=action, window=8,
+                   account_window=4)
+    env = PerpetualFuturesEnv(bars, spec=spec, config=EnvConfig(episode_bars=30), seed=3)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        _, info = env.reset()
+        first = info["bar"]
+        done = False
+        while not done:
+            if action == "target":
+                act = rng.uniform(-1, 1, 1).astype(np.float32)
+            else:  # long or short (direction 0 or 2), a stop on every entry
+                act = np.array([2 * rng.integers(0, 2), 0, len(spec.stop_multiples) - 1])
+            _, _, terminated, truncated, info = env.step(act)
+            done = terminated or truncated
+        decided = np.flatnonzero(env.episode_targets().notna().to_numpy()[:, 0])
+        assert decided.min() == first and decided.max() == info["bar"] - 1
+        assert len(decided) == info["bar"] - first
+        if action == "multi_head":
+            stops = env.episode_stop_distances().notna().to_numpy()[:, 0]
+            assert set(np.flatnonzero(stops)) <= set(decided) and stops.any()

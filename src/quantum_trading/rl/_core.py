@@ -117,7 +117,6 @@ class EnvCore:
         instruments = _with_defaults(instruments, spec.symbols)
         prep = prepare(frames, Signals(target), instruments=instruments, costs=config.costs,
                        account=config.account, funding=funding, mark=mark)
-        self.prep = prep
         self.index = prep.index
         self.times = prep.index.to_numpy(dtype=object)  # Timestamps: indexing costs nothing
         n_bars = len(prep.index)

@@ -50,7 +50,7 @@ from quantum_trading.sim.records import (
     TRADES_PER_ASSET_STEP,
 )
 from quantum_trading.sim.risk_nb import RI_ENABLED, RI_N_DECISIONS
-from quantum_trading.sim.state import BarArrays, SignalArrays
+from quantum_trading.sim.state import BarArrays
 
 __all__ = [
     "C_DD_PEN",
@@ -72,6 +72,7 @@ __all__ = [
     "I_LIQUIDATED",
     "I_RING",
     "I_T",
+    "I_T0",
     "I_TERMINATED",
     "I_TRUNCATED",
     "I_T_END",
@@ -94,10 +95,10 @@ __all__ = [
     "V_TRUNCATED",
     "V_TURNOVER",
     "SavedState",
+    "bars_of_nb",
     "env_reset_nb",
     "env_reset_obs_nb",
     "env_step_nb",
-    "env_step_obs_nb",
     "gather_obs_nb",
     "observe_nb",
 ]
@@ -120,7 +121,8 @@ I_TERMINATED = 4
 I_TRUNCATED = 5
 I_LIQUIDATED = 6
 I_BAD = 7  # first bad action element (RC_BAD_ACTION)
-N_CTLI = 8
+I_T0 = 8  # first bar of the episode (its decisions are in rows I_T0 .. I_T of the buffers)
+N_CTLI = 9
 # cfg: shared float64
 C_REWARD = 0  # 0 log equity, 1 differential Sharpe
 C_ETA = 1  # differential Sharpe EMA rate
@@ -303,14 +305,21 @@ def env_reset_nb(state, fresh, bars, params, tgt, sld, ctl, ctli, cfg, ring, t0:
                  t_end: int) -> int:
     """Start an episode at bar ``t0`` (flat, initial cash): clear the decision buffers, fill
     the account window with the flat account, step bar ``t0`` up to its close (the first
-    observation; no decision yet). The episode is truncated when the observation reaches bar ``t_end``."""
+    observation; no decision yet). The episode is truncated when the observation reaches
+    bar ``t_end``.
+
+    The buffers are NaN outside an episode's rows: only the rows the last episode decided in
+    (``ctli[I_T0] .. ctli[I_T]``) are cleared, not the whole data length (an auto-reset of a
+    batched env on long data would otherwise write every bar)."""
     restore_nb(state, fresh)
-    for a in range(tgt.shape[0]):
+    hi = min(ctli[I_T], tgt.shape[0] - 1)
+    for a in range(ctli[I_T0], hi + 1):
         for b in range(tgt.shape[1]):
             tgt[a, b] = np.nan
-    for a in range(sld.shape[0]):
-        for b in range(sld.shape[1]):
-            sld[a, b] = np.nan
+    if sld.shape[0] == tgt.shape[0]:  # multi_head: a stop distance per decision
+        for a in range(ctli[I_T0], hi + 1):
+            for b in range(sld.shape[1]):
+                sld[a, b] = np.nan
     if not room_nb(state, t0, 1):
         return RC_NEED_ROOM
     for a in range(ring.shape[0]):
@@ -326,6 +335,7 @@ def env_reset_nb(state, fresh, bars, params, tgt, sld, ctl, ctli, cfg, ring, t0:
     ctl[F_TURNOVER] = 0.0
     ctli[I_K] = 0
     ctli[I_T] = t0
+    ctli[I_T0] = t0
     ctli[I_T_END] = t_end
     ctli[I_TERMINATED] = 0
     ctli[I_TRUNCATED] = 0
@@ -440,7 +450,7 @@ def _info_nb(state, t: int, ctl, ctli, info) -> None:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _bars_of_nb(pack):
+def bars_of_nb(pack):
     """:class:`~quantum_trading.sim.state.BarArrays` as views of ``pack [8, T, N]`` (the
     fields in order), so one array crosses into the kernel instead of eight."""
     return BarArrays(pack[0], pack[1], pack[2], pack[3], pack[4], pack[5], pack[6], pack[7])
@@ -462,39 +472,15 @@ def observe_nb(state, ctl, ctli, ring, feats, pool_market, pool_account, pool_po
 
 
 @njit(cache=True, _nrt=False)
-def env_step_obs_nb(state, prev_pos, bars_pack, nan_row, params, tgt, sld, atr, act, ctl, ctli,
-                    cfg, sizes, stops, ring, feats, pool_market, pool_account, pool_pos, info,
-                    slot) -> int:
-    """The single env's one call per step: :func:`env_step_nb`, then the observation into
-    row ``slot[0]`` of ``pool_market`` / ``pool_account`` / ``pool_pos`` (``[K, ...]``
-    blocks of fresh observations handed out one row per step, so a step copies nothing
-    more), the step's numbers into the ``V_*`` info vector ``info``, and ``slot[0] += 1``;
-    :data:`RC_POOL_FULL` (nothing done) when the pool has no row left.
-
-    Its arguments are packed to keep the per-call unboxing small (each array costs tens of
-    nanoseconds to cross from Python): the bars as one ``[8, T, N]`` array, the signals built
-    here from the target and stop-distance buffers with ``nan_row`` (``[1, N]`` NaN) for the
-    stop inputs the env never uses."""
-    if slot[0] >= pool_market.shape[0]:
-        return RC_POOL_FULL
-    signals = SignalArrays(tgt, nan_row, sld, nan_row, nan_row, nan_row, nan_row, nan_row,
-                           nan_row)
-    code = env_step_nb(state, prev_pos, _bars_of_nb(bars_pack), signals, params, tgt, sld, atr,
-                       act, ctl, ctli, cfg, sizes, stops, ring)
-    if code == RC_OK:
-        observe_nb(state, ctl, ctli, ring, feats, pool_market, pool_account, pool_pos, info,
-                    slot)
-    return code
-
-
-@njit(cache=True, _nrt=False)
 def env_reset_obs_nb(state, fresh, bars_pack, params, tgt, sld, ctl, ctli, cfg, ring, t0: int,
                      t_end: int, feats, pool_market, pool_account, pool_pos, info, slot) -> int:
-    """:func:`env_reset_nb`, then the first observation, positions and info vector as
-    :func:`env_step_obs_nb`."""
+    """:func:`env_reset_nb` on the single env's arguments (the bars as one ``[8, T, N]``
+    array), then the first observation, positions and info vector into row ``slot[0]`` of the
+    pools (:func:`observe_nb`), as :func:`~quantum_trading.rl.packed.env_step_packed_nb`
+    does after a step; :data:`RC_POOL_FULL` (nothing done) when the pool has no row left."""
     if slot[0] >= pool_market.shape[0]:
         return RC_POOL_FULL
-    code = env_reset_nb(state, fresh, _bars_of_nb(bars_pack), params, tgt, sld, ctl, ctli, cfg,
+    code = env_reset_nb(state, fresh, bars_of_nb(bars_pack), params, tgt, sld, ctl, ctli, cfg,
                         ring, t0, t_end)
     if code == RC_OK:
         observe_nb(state, ctl, ctli, ring, feats, pool_market, pool_account, pool_pos, info,

@@ -9,7 +9,7 @@ one int64 buffer and re-homes the originals as views of them, so every reader (P
 kernel) still sees the same memory; the constant ``SimParams`` are copied into two more
 buffers. :func:`env_step_packed_nb` rebuilds the NamedTuples from buffer slices inside numba
 (same numba types, so the simulator's compiled kernels are reused) and runs
-:func:`~quantum_trading.rl.env_nb.env_step_obs_nb`'s step: 26 arguments instead of ≈ 75.
+the env's step (:func:`~quantum_trading.rl.env_nb.env_step_nb`): 26 arguments instead of ≈ 75.
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ from quantum_trading.rl.env_nb import (
     V_FUNDING,
     V_REWARD,
     V_TURNOVER,
+    bars_of_nb,
     env_step_nb,
     observe_nb,
 )
 from quantum_trading.sim.risk_nb import RiskParams, RiskState
-from quantum_trading.sim.state import BarArrays, SignalArrays, SimParams, SimState
+from quantum_trading.sim.state import SignalArrays, SimParams, SimState
 
 __all__ = ["SinglePack", "env_step_packed_nb"]
 
@@ -97,8 +98,11 @@ def env_step_packed_nb(fb, ib, lay, fills, orders, trades, out_equity, out_margi
                        snap_bar, snap, decisions, risk_out, pf, pi, tiers, bar_open_ns,
                        bars_pack, nan_row, atr, feats, tgt, sld, ring, pool_market,
                        pool_account, pool_pos):
-    """:func:`~quantum_trading.rl.env_nb.env_step_obs_nb` on the packed arguments of a
-    :class:`SinglePack` (same step, same codes, same outputs).
+    """The single env's one call per step, on the packed arguments of a :class:`SinglePack`:
+    :func:`~quantum_trading.rl.env_nb.env_step_nb` (the bars as one ``[8, T, N]`` array, the
+    signals built here from the target and stop-distance buffers with ``nan_row`` for the
+    stop inputs the env never uses), then the observation into row ``slot[0]`` of the pools
+    (:func:`~quantum_trading.rl.env_nb.observe_nb`); :data:`RC_POOL_FULL` when they are full.
 
     Returns ``(code, reward, terminated, truncated, bar, equity_usd, fees_usd, funding_usd,
     turnover, liquidated, bankrupt)`` — the info vector's numbers as Python scalars at once
@@ -116,13 +120,11 @@ def env_step_packed_nb(fb, ib, lay, fills, orders, trades, out_equity, out_margi
                      _v1_nb(fb, lay, L_LAST), _v2_nb(fb, lay, L_TOTALS), fills, orders, trades,
                      out_equity, out_margin_ratio, snap_bar, snap, _v1_nb(fb, lay, L_SCRATCH),
                      _v2_nb(fb, lay, L_WORK), risk)
-    bars = BarArrays(bars_pack[0], bars_pack[1], bars_pack[2], bars_pack[3], bars_pack[4],
-                     bars_pack[5], bars_pack[6], bars_pack[7])
     signals = SignalArrays(tgt, nan_row, sld, nan_row, nan_row, nan_row, nan_row, nan_row,
                            nan_row)
     ctl = _v1_nb(fb, lay, L_CTL)
     ctli = _v1_nb(ib, lay, L_CTLI)
-    code = env_step_nb(state, _v2_nb(fb, lay, L_PREV), bars, signals,
+    code = env_step_nb(state, _v2_nb(fb, lay, L_PREV), bars_of_nb(bars_pack), signals,
                        _params_nb(pf, pi, tiers, bar_open_ns, n), tgt, sld, atr,
                        _v1_nb(fb, lay, L_ACT), ctl, ctli, _v1_nb(fb, lay, L_CFG),
                        _v1_nb(fb, lay, L_SIZES), _v1_nb(fb, lay, L_STOPS), ring)
