@@ -27,8 +27,7 @@ from quantum_trading.sim import AccountConfig, CostsConfig, RiskConfig, SimResul
 from quantum_trading.strategies import (
     BuyAndHold,
     Strategy,
-    get_strategy,
-    strategy_from_function,
+    resolve_strategy,
 )
 
 __all__ = ["PRESETS", "Backtest", "default_instrument"]
@@ -85,17 +84,10 @@ def _resolve_data(data: Any) -> dict[str, pd.DataFrame]:
 
 
 def _resolve_strategy(strategy: Any, name: str = "strategy") -> Strategy:
-    if isinstance(strategy, str):
-        try:
-            return get_strategy(strategy)
-        except ConfigError as exc:
-            raise ConfigError(f"Backtest: {name}: {exc}") from None
-    if isinstance(strategy, Strategy):
-        return strategy
-    if callable(strategy):
-        return strategy_from_function(strategy)
-    raise _bad(name, f"must be a Strategy, a registered name or a function, got "
-               f"{type(strategy).__name__}")
+    try:
+        return resolve_strategy(strategy)
+    except ConfigError as exc:
+        raise ConfigError(f"Backtest: {name}: {exc}") from None
 
 
 def _resolve_instruments(instrument: Any, symbols: list[str]) -> dict[str, Instrument]:

@@ -28,12 +28,11 @@ from quantum_trading.strategies import Strategy
 from quantum_trading.strategies.library._common import (
     AssetSignals,
     LibraryStrategy,
+    input_columns,
     ohlcv_frame,
 )
 
 __all__ = ["StrategyCall", "StrategyResult"]
-
-_ATR_INPUTS = ("high", "low", "close")
 
 
 class StrategyResult:
@@ -79,11 +78,8 @@ class StrategyCall:
         self.symbols = tuple(symbols)
         self.direct = (isinstance(strategy, LibraryStrategy)
                        and type(strategy).signals is LibraryStrategy.signals)
-        columns = tuple(getattr(strategy, "required_columns", ()))
-        if self.params.get("stop_loss_atr", 0.0) > 0 or self.params.get("take_profit_atr",
-                                                                          0.0) > 0:
-            columns += tuple(c for c in _ATR_INPUTS if c not in columns)
-        self._columns = columns
+        self._columns = input_columns(tuple(getattr(strategy, "required_columns", ())),
+                                      self.params)
 
     def __call__(self, windows: Mapping[str, pd.DataFrame]) -> StrategyResult:
         """The strategy on ``windows`` (symbol → OHLCV window, one shared index). A

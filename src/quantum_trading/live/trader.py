@@ -94,6 +94,7 @@ from quantum_trading.live.trader_exits import (
 from quantum_trading.live.warmup import warm_up_decision_path
 from quantum_trading.risk.engine import RiskEngine
 from quantum_trading.risk.limits import TradingState
+from quantum_trading.sim.risk_nb import RA_DAY_START, RA_MULT, RA_WEEK_START
 from quantum_trading.strategies import Strategy, get_strategy
 
 __all__ = ["Trader", "TraderError", "TraderSummary", "flatten_exchange"]
@@ -111,6 +112,14 @@ def _without_wall(state: dict[str, Any] | None) -> Any:
     if not state or "risk" not in state:
         return state
     return {**state, "risk": {k: v for k, v in state["risk"].items() if k != "saved_wall"}}
+
+
+def _risk_key_of(snapshot: dict[str, Any]) -> tuple[Any, ...]:
+    """The part of a risk snapshot (:meth:`RiskEngine.snapshot`) whose change is written at
+    once (see :meth:`Trader._risk_key`): every integer field, the day and week start equity and
+    the multiplier."""
+    acct = snapshot["acct"]
+    return (tuple(snapshot["ints"]), acct[RA_DAY_START], acct[RA_WEEK_START], acct[RA_MULT])
 
 
 class TraderError(QuantumError):
@@ -266,13 +275,14 @@ class Trader:
             "last_bar": self._last_bar,
             "last_target": {s: (None if math.isnan(v) else v) for s, v in self.last_target.items()},
             "exits": self.exits.state()}
+        snap = None
         if self.risk is not None and self.risk.started:
-            state["risk"] = {"snapshot": self.risk.snapshot(),
-                             "saved_wall": pd.Timestamp.now(tz="UTC")}
+            snap = self.risk.snapshot()
+            state["risk"] = {"snapshot": snap, "saved_wall": pd.Timestamp.now(tz="UTC")}
         if _without_wall(state) != _without_wall(self._saved_state):
             self.store.set_state(STATE_KEY, state)
             self._saved_state = state
-            self._saved_risk_key = self._risk_key()
+            self._saved_risk_key = None if snap is None else _risk_key_of(snap)
 
     def _risk_key(self) -> tuple[Any, ...] | None:
         """What of the risk engine's state must be written as soon as it changes (the
@@ -283,9 +293,7 @@ class Trader:
         of the equity stored after it."""
         if self.risk is None or not self.risk.started:
             return None
-        snap = self.risk.snapshot()
-        acct = snap["acct"]
-        return (tuple(snap["ints"]), acct[0], acct[1], acct[3])
+        return _risk_key_of(self.risk.snapshot())
 
     # ------------------------------------------------------------------ the loop
     async def run(self, *, max_bars: int | None = None,

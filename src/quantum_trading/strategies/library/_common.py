@@ -45,6 +45,7 @@ __all__ = [
     "Events",
     "LibraryStrategy",
     "float_columns",
+    "input_columns",
     "ohlcv_frame",
     "shift_one",
 ]
@@ -157,6 +158,14 @@ def _atr_stops(p: Mapping[str, Any]) -> bool:
     return p.get("stop_loss_atr", 0.0) > 0 or p.get("take_profit_atr", 0.0) > 0
 
 
+def input_columns(required: tuple[str, ...], p: Mapping[str, Any]) -> tuple[str, ...]:
+    """The columns a rule reads with parameters ``p``: its ``required`` ones, plus high, low
+    and close when a stop is a multiple of the ATR."""
+    if not _atr_stops(p):
+        return required
+    return required + tuple(c for c in _ATR_INPUTS if c not in required)
+
+
 def _stop(pct: float, atr_mult: float, atr_values: np.ndarray | None, index: pd.Index,
           name: str) -> StopSpec | None:
     """A % stop, or ``atr_mult`` × the ATR at the decision bar (``atr_values``: NaN where
@@ -255,9 +264,7 @@ class LibraryStrategy:
         their defaults; unknown or out-of-range ones raise :class:`ConfigError`.
         """
         p = self.params.validate(params)
-        columns = self.required_columns
-        if _atr_stops(p):
-            columns += tuple(c for c in _ATR_INPUTS if c not in columns)
+        columns = input_columns(self.required_columns, p)
         if isinstance(data, Mapping):
             if len(data) == 0:
                 raise ConfigError(f"strategy {self.name!r}: no assets in data")
