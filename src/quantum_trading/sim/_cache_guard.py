@@ -75,12 +75,12 @@ def purge_stale_kernels(folder: Path = _HERE, package: Path = _PACKAGE) -> int:
                 try:
                     cached.unlink()
                     removed += 1
-                except OSError:
+                except OSError:  # gone already, or read-only: numba recompiles it anyway
                     pass
     try:
         stamp.parent.mkdir(exist_ok=True)
         stamp.write_text(digest)
-    except OSError:
+    except OSError:  # read-only install: the check simply runs again next time
         pass
     return removed
 
@@ -102,7 +102,7 @@ def sync_kernel_mtimes(folder: Path = _HERE) -> int:
             try:
                 os.utime(path, ns=(newest, newest))
                 touched += 1
-            except OSError:
+            except OSError:  # read-only install: the cache guard above still applies
                 pass
     return touched
 
