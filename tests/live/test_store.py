@@ -19,7 +19,7 @@ from quantum_trading.execution.models import (
 )
 from quantum_trading.execution.order_manager import OrderManager, OrderState
 from quantum_trading.execution.position_monitor import ExitAction, ExitTrigger
-from quantum_trading.live.models import FillRow, OrderEventRow, OrderRow
+from quantum_trading.live.models import Alert, FillRow, OrderEventRow, OrderRow
 from quantum_trading.live.store import TradingStore
 from quantum_trading.live.store_upsert import Upserts
 from quantum_trading.risk import RiskConfig, RiskEngine
@@ -274,6 +274,34 @@ def test_risk_decisions_batch_skips_stored_ones(tmp_path: Path) -> None:
     assert [(r.client_order_id, r.action) for r in rows] == [("c1", "approve"), (None, "resize")]
 
 
+def test_risk_decisions_core_and_orm_paths_store_the_same_rows(tmp_path: Path) -> None:
+    """SQLite adds a risk decision with one ``INSERT … WHERE NOT EXISTS``, other databases
+    with the ORM's read-then-insert: the same rows, the same ones skipped (NULL order ids
+    match each other, a decision of another order or size is new)."""
+    eng = RiskEngine(RiskConfig(max_position_frac=0.5), symbols=[SYMBOL])
+    eng.update(T0, 10_000.0)
+    d1 = eng.check_order(T0, SYMBOL, 1.0, equity_usd=10_000.0, prices={SYMBOL: 100.0})
+    d2 = eng.check_order(T0, SYMBOL, 200.0, equity_usd=10_000.0, prices={SYMBOL: 100.0})
+    stored, counts = [], []
+    for core in (True, False):
+        store = store_at(tmp_path / f"risk-{core}.sqlite")
+        if not core:
+            store._upserts = Upserts("none")  # as on a database without the Core path
+        counts.append([store.record_risk_decisions([(d1, "c1"), (d2, None), (d2, None)]),
+                       store.record_risk_decisions([(d1, "c1"), (d1, "c2"), (d2, None)]),
+                       store.record_risk_decision(d2), store.record_risk_decision(d1)])
+        stored.append([{c: getattr(r, c) for c in ("time", "client_order_id", "symbol",
+                                                    "action", "reason", "text",
+                                                    "requested_size", "approved_size",
+                                                    "trading_state", "position_before",
+                                                    "price", "equity_usd")}
+                       for r in store.risk_decisions()])
+    assert counts[0] == counts[1] == [2, 1, False, True]
+    assert stored[0] == stored[1]
+    assert [(r["client_order_id"], r["action"]) for r in stored[0]] == [
+        ("c1", "approve"), (None, "resize"), ("c2", "approve"), (None, "approve")]
+
+
 def test_upserts_and_orm_path_store_the_same_rows(tmp_path: Path) -> None:
     """SQLite / PostgreSQL overwrite the equity snapshot of a time, the position of a symbol
     and a state value with one ``INSERT … ON CONFLICT DO UPDATE``; other databases with the
@@ -311,3 +339,26 @@ def test_upserts_and_orm_path_store_the_same_rows(tmp_path: Path) -> None:
     assert len(equity) == 2 and equity[0][2] == 1020.0
     assert [(p[1], p[2]) for p in positions] == [(SYMBOL, -0.2), ("ETH/USDT:USDT", 0.0)]
     assert len(kv) == 1
+
+
+def test_only_checkpoint_wal_moves_the_log_into_the_database_file(tmp_path: Path) -> None:
+    """No commit checkpoints on its own (SQLite's default does it in the commit that passes
+    1,000 pages: 4–5 ms there, an order's write-ahead among them); ``checkpoint_wal`` does,
+    at every ``every``-th call."""
+    store = store_at(tmp_path / "wal.sqlite")
+    db = Path(str(store.engine.url.database))
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    size = db.stat().st_size
+    for k in range(600):  # ≈ 6 MB through the log: past SQLite's 1,000-page default
+        store.record_alert("bulk", f"{k} " + "x" * 10_000, level="info")
+    assert Path(f"{db}-wal").stat().st_size > 4_000_000
+    assert db.stat().st_size == size  # nothing copied by the commits
+    assert [store.checkpoint_wal(every=3) for _ in range(3)] == [False, False, True]
+    assert db.stat().st_size > size + 4_000_000
+    assert count(store, Alert) == 600
+
+
+def test_checkpoint_wal_is_a_no_op_off_sqlite_files() -> None:
+    store = TradingStore.open("sqlite://", exchange="paper")
+    assert not any(store.checkpoint_wal(every=1) for _ in range(3))

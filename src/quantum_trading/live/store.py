@@ -69,9 +69,18 @@ from quantum_trading.live.store_orders import (
 from quantum_trading.live.store_upsert import Upserts
 from quantum_trading.risk.limits import RiskDecision
 
-__all__ = ["ALERT_LEVELS", "TradingStore", "state_from_exchange"]
+__all__ = ["ALERT_LEVELS", "WAL_CHECKPOINT_EVERY", "TradingStore", "state_from_exchange"]
 
 ALERT_LEVELS = ("info", "warning", "error", "critical")
+_RISK_COLUMNS = ("time", "client_order_id", "symbol", "action", "reason", "text",
+                 "requested_size", "approved_size", "trading_state", "position_before",
+                 "price", "equity_usd")
+_RISK_MATCH = ("time", "symbol", "action", "requested_size", "client_order_id")
+"""A risk decision is stored once: a row with the same values of these columns is the same
+decision (written again after a restart, or by a retry)."""
+WAL_CHECKPOINT_EVERY = 64
+"""Calls of :meth:`TradingStore.checkpoint_wal` (bars, in the trader) between two checkpoints:
+a trader's bar writes ≈ 5 pages, so the log stays near SQLite's default 1,000 pages."""
 """Allowed values of ``Alert.level``."""
 
 
@@ -137,6 +146,7 @@ class TradingStore(OrderPersistence):
             weakref.WeakKeyDictionary()
         self._write_ahead: _WriteAhead | None = None
         self._upserts = Upserts(engine.dialect.name)
+        self._since_checkpoint = 0
 
     @classmethod
     def open(cls, url: str | URL | None = None, **kwargs: Any) -> TradingStore:
@@ -153,6 +163,24 @@ class TradingStore(OrderPersistence):
         """A session inside one transaction: committed on exit, rolled back on error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def checkpoint_wal(self, every: int = WAL_CHECKPOINT_EVERY) -> bool:
+        """On a SQLite file, copy the write-ahead log into the database file at every
+        ``every``-th call (``PRAGMA wal_checkpoint(PASSIVE)``: it waits for no reader or
+        writer); returns whether it ran. The trader calls it after each bar's records, after
+        its orders are out: the connections do not checkpoint on their own
+        (:func:`~quantum_trading.live.db.make_engine`), so no commit — the write-ahead of an
+        order included — pays for it. Other databases: nothing to do (False)."""
+        if self.engine.dialect.name != "sqlite" or self.engine.url.database in (None, "",
+                                                                                 ":memory:"):
+            return False
+        self._since_checkpoint += 1
+        if self._since_checkpoint < every:
+            return False
+        self._since_checkpoint = 0
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        return True
 
     # -- runs ------------------------------------------------------------------------------
     def start_run(self, *, mode: str = "", note: str = "") -> int:
@@ -275,34 +303,44 @@ class TradingStore(OrderPersistence):
     def record_risk_decision(self, decision: RiskDecision, *,
                              client_order_id: str | None = None) -> bool:
         """Store a risk decision (True) unless the same one is stored already (False)."""
-        with self.transaction() as s:
-            return self._add_risk(s, decision, client_order_id)
+        return self.record_risk_decisions([(decision, client_order_id)]) == 1
 
     def record_risk_decisions(self, decisions: Iterable[tuple[RiskDecision, str | None]]
                               ) -> int:
         """Store several ``(decision, client order id or None)`` in one transaction (the
-        ones stored already are skipped); returns how many were new."""
+        ones stored already — same time, symbol, action, requested size and order — are
+        skipped); returns how many were new. On SQLite each is one ``INSERT … WHERE NOT
+        EXISTS`` (:meth:`Upserts.insert_absent`), elsewhere a read and an ORM insert."""
         items = list(decisions)
         if not items:
             return 0
-        with self.transaction() as s:
-            return sum(self._add_risk(s, d, cid) for d, cid in items)
+        stmt = self._upserts.insert_absent(RiskDecisionRow.__table__, _RISK_COLUMNS,
+                                           _RISK_MATCH)
+        if stmt is None:
+            with self.transaction() as s:
+                return sum(self._add_risk(s, d, cid) for d, cid in items)
+        with self.engine.begin() as conn:
+            return sum(conn.execute(stmt, self._risk_values(d, cid)).rowcount
+                       for d, cid in items)
+
+    def _risk_values(self, d: RiskDecision, client_order_id: str | None) -> dict[str, Any]:
+        """A risk decision's row (column → value; the text redacted)."""
+        return {"time": utc(d.time), "client_order_id": client_order_id, "symbol": d.symbol,
+                "action": d.action.label, "reason": d.reason.label,
+                "text": self.redact(d.text), "requested_size": d.requested_size,
+                "approved_size": d.approved_size, "trading_state": d.trading_state.label,
+                "position_before": d.position_before, "price": d.price,
+                "equity_usd": d.equity_usd}
 
     def _add_risk(self, s: Session, d: RiskDecision, client_order_id: str | None) -> bool:
-        t = utc(d.time)
-        same = sa.select(RiskDecisionRow.id).where(
-            RiskDecisionRow.time == t, RiskDecisionRow.symbol == d.symbol,
-            RiskDecisionRow.action == d.action.label,
-            RiskDecisionRow.requested_size == d.requested_size,
-            RiskDecisionRow.client_order_id.is_(None) if client_order_id is None
-            else RiskDecisionRow.client_order_id == client_order_id)
+        values = self._risk_values(d, client_order_id)
+        table = RiskDecisionRow.__table__
+        same = sa.select(table.c.id).where(*(
+            table.c[c].is_not_distinct_from(values[c]) if table.c[c].nullable
+            else table.c[c] == values[c] for c in _RISK_MATCH))
         if s.scalars(same).first() is not None:
             return False
-        s.add(RiskDecisionRow(
-            time=t, client_order_id=client_order_id, symbol=d.symbol, action=d.action.label,
-            reason=d.reason.label, text=self.redact(d.text), requested_size=d.requested_size,
-            approved_size=d.approved_size, trading_state=d.trading_state.label,
-            position_before=d.position_before, price=d.price, equity_usd=d.equity_usd))
+        s.add(RiskDecisionRow(**values))
         return True
 
     def record_alert(self, kind: str, message: str, *, level: str = "warning",

@@ -191,13 +191,20 @@ class OrderPersistence:
         """
         if not orders:
             return
-        if self._write_ahead is None:
-            self._write_ahead = _WriteAhead(self.engine)
+        self.prepare_write_ahead()
+        assert self._write_ahead is not None
         try:
             self._write_ahead.insert([self._new_order_values(o) for o in orders])
         except IntegrityError:
             for order in orders:
                 self.record_order(order)
+
+    def prepare_write_ahead(self) -> None:
+        """Compile the write-ahead ``INSERT`` (:class:`_WriteAhead`) now, writing nothing:
+        the trader's start calls it so that the first order does not pay the compilation
+        (≈ 2 ms, between bar in and order out). Called by :meth:`write_ahead` otherwise."""
+        if self._write_ahead is None:
+            self._write_ahead = _WriteAhead(self.engine)
 
     def _new_order_values(self, o: ManagedOrder) -> dict[str, Any]:
         req, d = o.request, o.risk_decision

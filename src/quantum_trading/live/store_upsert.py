@@ -1,4 +1,5 @@
-"""One-row upserts of the trading store through SQLAlchemy Core: :class:`Upserts`.
+"""One-row upserts (and inserts of rows not stored yet) of the trading store through
+SQLAlchemy Core: :class:`Upserts`.
 
 The rows the trader overwrites after a bar — the equity snapshot of a time, the position of
 a symbol, a state value under a key — went through the ORM: a read, then an insert or an
@@ -8,6 +9,10 @@ per table and column set (building a statement costs more than running it) and r
 row's values as bound parameters (the columns' types convert them as the ORM does, so the
 stored values are the same; ``tests/live/test_store.py`` compares both paths). Other
 databases keep the ORM path: :meth:`Upserts.run` returns False there.
+
+Rows that are only ever added, unless the same one is stored already (risk decisions), were a
+read then an insert through the ORM (≈ 0.8 ms a bar in a trader's run); on SQLite one
+``INSERT … SELECT … WHERE NOT EXISTS`` does both (:meth:`Upserts.insert_absent`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Upserts:
             insert = None
         self._insert = insert
         self._statements: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
+        self._sqlite = dialect == "sqlite"
 
     @property
     def available(self) -> bool:
@@ -68,3 +74,25 @@ class Upserts:
         with engine.begin() as conn:
             conn.execute(self.statement(table, keys, tuple(values)), dict(values))
         return True
+
+    def insert_absent(self, table: sa.Table, columns: tuple[str, ...], match: tuple[str, ...]
+                      ) -> Any | None:
+        """``INSERT INTO table (columns) SELECT <the values> WHERE NOT EXISTS (a row whose
+        match columns equal them, NULL matching NULL in nullable ones)``, bound parameters named as the
+        columns; built at the first call. Run with one row's values, its ``rowcount`` says
+        whether the row was new (1) or stored already (0). None off SQLite (PostgreSQL
+        cannot type the bare parameters of the select list): the caller takes the ORM path.
+        """
+        if not self._sqlite:
+            return None
+        cache_key = (table.name + "/absent", columns, match)
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            params = {c: sa.bindparam(c, type_=table.c[c].type) for c in columns}
+            same = sa.exists().where(*(
+                table.c[c].is_not_distinct_from(params[c]) if table.c[c].nullable
+                else table.c[c] == params[c] for c in match))
+            stmt = sa.insert(table).from_select(
+                list(columns), sa.select(*(params[c] for c in columns)).where(~same))
+            self._statements[cache_key] = stmt
+        return stmt

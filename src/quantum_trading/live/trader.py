@@ -407,6 +407,7 @@ class Trader:
         if account is not None:
             await self.om.poll()
             await self._persist(event, *account)
+        self.store.checkpoint_wal()
 
     async def send(self, requests: list[tuple[OrderRequest, str, Any]]) -> int:
         """Write every order ahead, send them through the order manager, record the risk
