@@ -28,6 +28,7 @@ from quantum_trading.execution.local_exchange import (
 from quantum_trading.live.config import TraderConfig
 from quantum_trading.live.feed import ExchangeFeed, LocalClockDriver
 from quantum_trading.live.store import TradingStore
+from quantum_trading.live.target_tag import parse_target_tag
 from quantum_trading.live.trader import Trader
 from quantum_trading.risk.engine import RiskEngine
 from quantum_trading.risk.limits import RiskAction, RiskReason, TradingState
@@ -184,8 +185,9 @@ def _later(trader: Trader, snap: dict) -> int:
     day = snap["last_ns"] // 86_400_000_000_000
     n = 0
     for row in trader.store.all_orders():
-        if (row.tag or "").startswith("target:") and not row.reduce_only:
-            ref = int(row.tag.rsplit("@", 1)[1]) + 3_600_000_000_000
+        tag = parse_target_tag(row.tag)
+        if tag is not None and not row.reduce_only:
+            ref = tag.bar_ns + 3_600_000_000_000
             n += ref > snap["last_ns"] and ref // 86_400_000_000_000 == day
     return n
 

@@ -230,7 +230,6 @@ class Trader:
         self._fills_behind = False  # a fills read failed: read them at the next bar
         self._superseded: dict[str, str] = {}  # client order id → symbol, cancel not final
         self._working_now: dict[str, float] = {}  # rests in flight at this bar's decision
-        self._adopted_types: dict[str, str] = {}
         self._last_equity: tuple[float, float, float] | None = None
 
     # ------------------------------------------------------------------ start

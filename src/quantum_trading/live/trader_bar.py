@@ -26,6 +26,7 @@ from quantum_trading.execution.errors import ExchangeError
 from quantum_trading.execution.models import LiveOrderType, OrderRequest
 from quantum_trading.execution.order_state import ManagedOrder, OrderState
 from quantum_trading.live.sizing import plan_orders, read_targets
+from quantum_trading.live.target_tag import TARGET_PREFIX, target_tag
 
 if TYPE_CHECKING:
     from quantum_trading.execution.models import ExchangeOrder, ExchangePosition
@@ -162,7 +163,7 @@ async def _decide(t: Trader, event: FeedEvent, balance: Any,
         # make a reduction of the planned position a flip of the present one)
         reduce = plan.reduce and held != 0.0 and (plan.size > 0) != (held > 0) and \
             abs(plan.size) <= abs(held) * (1 + 1e-12)
-        tag = f"target:{plan.symbol}={t.last_target[plan.symbol]!r}@{event.bar_time.value}"
+        tag = target_tag(plan.symbol, t.last_target[plan.symbol], event.bar_time.value)
         requests.append((_order_request(t, plan.symbol, plan.size, reduce_only=reduce),
                          tag, plan.decision))
     t._last_bar = event.bar_time
@@ -176,16 +177,7 @@ def _in_flight(t: Trader) -> bool:
     replacement waiting, a cancel not confirmed, orders adopted on restart)."""
     return bool(t._superseded or t.om.pending_followups()
                 or any(o.request.order_type in _FILLING for o in t.om.open_orders())
-                or any(_adopted_type(t, cid) in ("market", "limit")
-                       for cid in t.exits.adopted))
-
-
-def _adopted_type(t: Trader, client_order_id: str) -> str:
-    """Order type of an adopted order (read from the store once)."""
-    if client_order_id not in t._adopted_types:
-        row = t.store.get_order(client_order_id)
-        t._adopted_types[client_order_id] = "" if row is None else row.order_type
-    return t._adopted_types[client_order_id]
+                or any(a.order_type in ("market", "limit") for a in t.exits.adopted.values()))
 
 
 async def _supersede(t: Trader, listed: list[ExchangeOrder]) -> bool:
@@ -204,23 +196,22 @@ async def _supersede(t: Trader, listed: list[ExchangeOrder]) -> bool:
     on_exchange = {o.client_order_id: o for o in listed}
     cancelled = False
     for o in t.om.pending_followups():
-        if o.tag.startswith("target:"):
+        if o.tag.startswith(TARGET_PREFIX):
             await t.om.cancel(o.client_order_id, reason="superseded by the next decision")
             t._superseded[o.client_order_id] = o.symbol
     for o in t.om.open_orders():
         snap = on_exchange.get(o.client_order_id)
-        if snap is not None and o.tag.startswith("target:") and \
+        if snap is not None and o.tag.startswith(TARGET_PREFIX) and \
                 _stale_rest(o.request.order_type.value, snap.filled):
             await t.om.cancel(o.client_order_id, reason="superseded by the next decision")
             t._superseded[o.client_order_id] = o.symbol
             cancelled = True
-    for cid, symbol in list(t.exits.adopted.items()):
+    for cid, adopted in list(t.exits.adopted.items()):
         snap = on_exchange.get(cid)
-        row = t.store.get_order(cid) if snap is not None else None
-        if row is not None and (row.tag or "").startswith("target:") and \
-                _stale_rest(row.order_type, snap.filled):
-            await t.exits.cancel(symbol, cid)
-            t._superseded[cid] = symbol
+        if snap is not None and adopted.tag.startswith(TARGET_PREFIX) and \
+                _stale_rest(adopted.order_type, snap.filled):
+            await t.exits.cancel(adopted.symbol, cid)
+            t._superseded[cid] = adopted.symbol
             cancelled = True
     for cid, symbol in list(t._superseded.items()):
         order = t.om.orders.get(cid)

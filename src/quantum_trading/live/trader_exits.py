@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -36,6 +36,7 @@ from quantum_trading.execution.models import LiveOrderType, OrderRequest, new_cl
 from quantum_trading.execution.order_state import ManagedOrder, round_to_step
 from quantum_trading.live.sizing import ExitRules, exit_levels
 from quantum_trading.live.store import TradingStore
+from quantum_trading.live.target_tag import TARGET_PREFIX, TargetTag, parse_target_tag
 from quantum_trading.risk.limits import TradingState
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from quantum_trading.live.trader import Trader
 
 __all__ = [
+    "AdoptedOrder",
     "ExitBook",
     "flatten_exchange",
     "flatten_positions",
@@ -64,6 +66,17 @@ def _rules_from(data: dict[str, Any] | None) -> ExitRules:
     data = data or {}
     return ExitRules(**{k: (math.nan if data.get(k) is None else float(data[k]))
                         for k in ExitRules.__dataclass_fields__})
+
+
+class AdoptedOrder(NamedTuple):
+    """An order live on the exchange at start that the order manager does not know, as the
+    store has it (read once, at restore: an order's symbol, type, tag and reduce-only flag
+    never change)."""
+
+    symbol: str
+    order_type: str
+    tag: str
+    reduce_only: bool
 
 
 @dataclass
@@ -87,7 +100,7 @@ class ExitBook:
         self.t = trader
         self.pending: dict[str, tuple[ExitRules, pd.Timestamp]] = {}
         self.active: dict[str, _Exit] = {}
-        self.adopted: dict[str, str] = {}
+        self.adopted: dict[str, AdoptedOrder] = {}
         self._closing: dict[str, str] = {}
         self._trail_warned = False
 
@@ -112,7 +125,8 @@ class ExitBook:
                                    e.get("tp_cid"), e.get("opened_at"))
         for row in self.t.store.open_orders():
             if row.symbol in self.t.symbols and row.client_order_id not in self.t.om.orders:
-                self.adopted[row.client_order_id] = row.symbol
+                self.adopted[row.client_order_id] = AdoptedOrder(
+                    row.symbol, row.order_type, row.tag or "", bool(row.reduce_only))
         for e in self.active.values():
             self._monitor_exits(e)
 
@@ -236,17 +250,16 @@ class ExitBook:
         for order in list(self.t.om.open_orders()):
             if include_reduce_only or not order.request.reduce_only:
                 await self.t.om.cancel(order.client_order_id, reason="trader stop")
-        for cid, symbol in list(self.adopted.items()):
-            row = self.t.store.get_order(cid)
-            if include_reduce_only or row is None or not row.reduce_only:
-                await self.cancel(symbol, cid)
+        for cid, adopted in list(self.adopted.items()):
+            if include_reduce_only or not adopted.reduce_only:
+                await self.cancel(adopted.symbol, cid)
         self.t.store.drain_order_manager(self.t.om)
 
     async def refresh_adopted(self) -> None:
         """Write the current state of adopted orders; forget the finished ones."""
-        for cid, symbol in list(self.adopted.items()):
+        for cid, adopted in list(self.adopted.items()):
             try:
-                snap = await self.t.exchange.fetch_order(symbol, client_order_id=cid)
+                snap = await self.t.exchange.fetch_order(adopted.symbol, client_order_id=cid)
             except OrderNotFound:
                 self.adopted.pop(cid, None)
                 continue
@@ -340,15 +353,12 @@ def restore_trader(t: Trader, report: Any) -> None:
     t._last_bar = saved
     newest: dict[str, tuple[int, float]] = {}
     never = {d.client_order_id for d in report.of_kind("order_never_sent")}
-    for row in t.store.all_orders():  # decisions sent after the state was saved
-        tag = row.tag or ""
-        if not tag.startswith("target:") or row.symbol not in t.last_target:
+    targets = [(row, tag) for row in t.store.all_orders()
+               if (tag := parse_target_tag(row.tag)) is not None]
+    for row, tag in targets:  # decisions sent after the state was saved
+        if row.symbol not in t.last_target:
             continue
-        try:
-            value, bar_ns = tag.split("=", 1)[1].rsplit("@", 1)
-            key = (int(bar_ns), math.nan if row.client_order_id in never else float(value))
-        except ValueError:
-            continue
+        key = (tag.bar_ns, math.nan if row.client_order_id in never else tag.target)
         if saved is None or key[0] > saved.value:
             newest[row.symbol] = max(newest.get(row.symbol, key), key, key=lambda k: k[0])
     for s, (bar_ns, value) in newest.items():
@@ -357,11 +367,11 @@ def restore_trader(t: Trader, report: Any) -> None:
         t._last_bar = stamp if t._last_bar is None else max(t._last_bar, stamp)
     for cid in never:
         row = t.store.get_order(cid)
-        if row is not None and (row.tag or "").startswith("target:"):
+        if row is not None and (row.tag or "").startswith(TARGET_PREFIX):
             t.last_target[row.symbol] = math.nan
     t.exits.restore(state.get("exits") or {})
     if t.risk is not None:
-        _restore_risk(t, state.get("risk") or {})
+        _restore_risk(t, state.get("risk") or {}, targets)
     if t.store.get_state("trading_state") == "halted":
         t.halted = True
         if t.risk is not None:
@@ -370,13 +380,15 @@ def restore_trader(t: Trader, report: Any) -> None:
                  "until `quantum kill --reset`", level="warning")
 
 
-def _restore_risk(t: Trader, saved: dict[str, Any]) -> None:
+def _restore_risk(t: Trader, saved: dict[str, Any], targets: list[tuple[Any, TargetTag]]
+                  ) -> None:
     """The risk engine's state as last written (its locks, day and week start equity, peak,
     today's trades), before any new observation. Risk-adding target orders written ahead
-    after the snapshot on its UTC day count as today's trades (a crash came between them and
-    the snapshot); the peak is at least the highest equity stored after it. A drawdown halt
-    stays until a person lifts it: ``quantum kill --reset`` after the snapshot was written
-    resets the engine (peak, day and week start again)."""
+    after the snapshot on its UTC day (``targets``: the stored orders with a target tag)
+    count as today's trades (a crash came between them and the snapshot); the peak is at
+    least the highest equity stored after it. A drawdown halt stays until a person lifts
+    it: ``quantum kill --reset`` after the snapshot was written resets the engine (peak, day
+    and week start again)."""
     assert t.risk is not None
     snap = saved.get("snapshot")
     if snap is None:  # a state written before snapshots existed: the peak at least
@@ -391,14 +403,10 @@ def _restore_risk(t: Trader, saved: dict[str, Any]) -> None:
     later = 0
     if last_ns is not None:
         day = int(last_ns) // 86_400_000_000_000
-        for row in t.store.all_orders():
-            tag = row.tag or ""
-            if not tag.startswith("target:") or row.reduce_only or row.origin != "ours":
+        for row, tag in targets:
+            if row.reduce_only or row.origin != "ours":
                 continue
-            try:
-                ref_ns = int(tag.rsplit("@", 1)[1]) + tf_ns
-            except (IndexError, ValueError):
-                continue
+            ref_ns = tag.bar_ns + tf_ns
             if ref_ns > int(last_ns) and ref_ns // 86_400_000_000_000 == day:
                 later += 1
     try:
