@@ -292,11 +292,10 @@ class OrderManager:
         try:
             snap = await self.exchange.create_order(order.request)
         except (InvalidOrder, AuthenticationFailed) as exc:
-            self._transition(order, S.REJECTED, f"exchange: {self._text(exc)}")
+            self._transition(order, S.REJECTED, f"exchange: {exc}")
         except ExchangeError as exc:  # timeout, 5xx, rate limit: it may have arrived
             if order.state is S.NEW:
-                self._transition(order, S.UNKNOWN,
-                                 f"create: {type(exc).__name__}: {self._text(exc)}")
+                self._transition(order, S.UNKNOWN, f"create: {type(exc).__name__}: {exc}")
             self._schedule_retry(order, reset=True)
             self._event(order, "timeout", f"create: {type(exc).__name__}")
         else:
@@ -462,8 +461,7 @@ class OrderManager:
             self._error(order, f"illegal transition {old.value} → {new.value} refused ({reason})")
             return False
         now = self.now()
-        if self._redact is not None:
-            reason = self._redact(reason)
+        reason = self._text(reason)  # masked once: the history, the reason and the event
         order.state = new
         order.history.append((now, old, new, reason))
         if new is S.REJECTED or new is S.CANCELLED:
@@ -478,7 +476,7 @@ class OrderManager:
         elif new in (S.OPEN, S.PARTIALLY_FILLED):
             order.retry_at = None
             order.query_attempts = 0
-        self._event(order, "transition", f"{old.value} → {new.value}: {reason}")
+        self._append_event(order, "transition", f"{old.value} → {new.value}: {reason}")
         return True
 
     # -- internals -------------------------------------------------------------------------
@@ -497,7 +495,11 @@ class OrderManager:
         return text if self._redact is None else self._redact(text)
 
     def _event(self, order: ManagedOrder, kind: str, detail: str = "") -> OrderEvent:
-        detail = self._text(detail)
+        """Record an event of ``order``; ``detail`` is masked here (see ``redact``)."""
+        return self._append_event(order, kind, self._text(detail))
+
+    def _append_event(self, order: ManagedOrder, kind: str, detail: str) -> OrderEvent:
+        """Record an event whose ``detail`` is masked already."""
         event = OrderEvent(self.now(), order.client_order_id, kind, order.state, detail)
         self.events.append(event)
         if log.isEnabledFor(logging.DEBUG):
@@ -505,6 +507,6 @@ class OrderManager:
         return event
 
     def _error(self, order: ManagedOrder, detail: str) -> None:
-        detail = self._text(detail)
-        log.error("order %s: %s", order.client_order_id, detail)
-        self.errors.append(self._event(order, "error", detail))
+        event = self._event(order, "error", detail)
+        log.error("order %s: %s", order.client_order_id, event.detail)
+        self.errors.append(event)
