@@ -59,11 +59,11 @@ from quantum_trading.live.models import (
     Run,
     utc,
 )
+from quantum_trading.live.raw_statement import RawStatement
 from quantum_trading.live.redact import SecretRedactor
 from quantum_trading.live.store_orders import (
     _TERMINAL,
     OrderPersistence,
-    _WriteAhead,
     state_from_exchange,
 )
 from quantum_trading.live.store_upsert import Upserts
@@ -144,7 +144,8 @@ class TradingStore(OrderPersistence):
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._drained: weakref.WeakKeyDictionary[OrderManager, tuple[int, OrderEvent]] = \
             weakref.WeakKeyDictionary()
-        self._write_ahead: _WriteAhead | None = None
+        self._write_ahead: RawStatement | None = None
+        self._risk_insert: RawStatement | None = None
         self._upserts = Upserts(engine.dialect.name)
         self._since_checkpoint = 0
 
@@ -310,18 +311,20 @@ class TradingStore(OrderPersistence):
         """Store several ``(decision, client order id or None)`` in one transaction (the
         ones stored already — same time, symbol, action, requested size and order — are
         skipped); returns how many were new. On SQLite each is one ``INSERT … WHERE NOT
-        EXISTS`` (:meth:`Upserts.insert_absent`), elsewhere a read and an ORM insert."""
+        EXISTS`` (:meth:`Upserts.insert_absent`) sent through the driver
+        (:class:`~quantum_trading.live.raw_statement.RawStatement`), elsewhere a read and an
+        ORM insert."""
         items = list(decisions)
         if not items:
             return 0
-        stmt = self._upserts.insert_absent(RiskDecisionRow.__table__, _RISK_COLUMNS,
-                                           _RISK_MATCH)
-        if stmt is None:
-            with self.transaction() as s:
-                return sum(self._add_risk(s, d, cid) for d, cid in items)
-        with self.engine.begin() as conn:
-            return sum(conn.execute(stmt, self._risk_values(d, cid)).rowcount
-                       for d, cid in items)
+        if self._risk_insert is None:
+            stmt = self._upserts.insert_absent(RiskDecisionRow.__table__, _RISK_COLUMNS,
+                                               _RISK_MATCH)
+            if stmt is None:
+                with self.transaction() as s:
+                    return sum(self._add_risk(s, d, cid) for d, cid in items)
+            self._risk_insert = RawStatement(self.engine, stmt)
+        return self._risk_insert.run([self._risk_values(d, cid) for d, cid in items])
 
     def _risk_values(self, d: RiskDecision, client_order_id: str | None) -> dict[str, Any]:
         """A risk decision's row (column → value; the text redacted)."""

@@ -4,7 +4,8 @@
 that writes orders (the store inherits it; call these methods on a ``TradingStore``):
 
 * :meth:`~OrderPersistence.write_ahead` — the trader's hot path: the orders of a bar, about
-  to be sent, in **one** committed transaction through the driver itself (:class:`_WriteAhead`);
+  to be sent, in **one** committed transaction through the driver itself
+  (:class:`~quantum_trading.live.raw_statement.RawStatement`);
 * :meth:`~OrderPersistence.record_order` — upsert by client order id, of our
   :class:`ManagedOrder` or of an exchange's :class:`ExchangeOrder`; a terminal order never
   becomes live again and ``filled`` never goes down (such an update is refused and logged);
@@ -37,6 +38,7 @@ from quantum_trading.execution.order_state import (
     OrderState,
 )
 from quantum_trading.live.models import OrderEventRow, OrderRow, utc
+from quantum_trading.live.raw_statement import RawStatement
 
 if TYPE_CHECKING:
     import weakref
@@ -53,70 +55,8 @@ log = logging.getLogger("quantum_trading.live.store")  # the store's logger (lev
 
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 _INSERT_ORDER = sa.insert(OrderRow.__table__)  # compiled once per engine, then cached
+_ORDER_KEYS = tuple(c.key for c in OrderRow.__table__.columns if not c.primary_key)
 _LIVE_STATUSES = (LiveOrderStatus.NEW, LiveOrderStatus.OPEN, LiveOrderStatus.PARTIALLY_FILLED)
-
-
-class _WriteAhead:
-    """The write-ahead ``INSERT`` of new orders through the driver (DBAPI) itself.
-
-    The statement is compiled once for the engine's dialect (all columns but the key, in the
-    table's order) into the driver's SQL and parameter order; each row's values go through
-    the column types' bind processors (``TypeEngine.dialect_impl(dialect).bind_processor``:
-    booleans, the UTC datetimes — what SQLAlchemy's own execution applies, so the stored
-    values are the same) and are sent with the pooled DBAPI connection's cursor, then
-    committed: when :meth:`insert` returns the rows are committed; on any error the
-    transaction is rolled back and the error raised (a duplicate id as
-    :class:`sqlalchemy.exc.IntegrityError`, as SQLAlchemy raises it). This skips
-    SQLAlchemy's ``Connection`` (execution context, statement cache lookup, result object):
-    about 100–120 µs a call for one order on SQLite instead of 200–350 µs in a run (the
-    INSERT into the table and its five indexes 50 µs, the commit 35 µs). The engine's SQL
-    echo and cursor events do not see this statement.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        table = _INSERT_ORDER.table
-        dialect = engine.dialect
-        keys = [c.key for c in table.columns if not c.primary_key]
-        compiled = _INSERT_ORDER.compile(dialect=dialect, column_keys=keys)
-        self.sql = str(compiled)
-        self.positional = bool(dialect.positional)
-        # the driver's parameter order (positional paramstyles) or names (named ones)
-        self.keys: list[str] = list(compiled.positiontup or []) if self.positional else keys
-        by_key = {c.key: c.type.dialect_impl(dialect).bind_processor(dialect)
-                  for c in table.columns}
-        self.procs = [(k, by_key[k]) for k in self.keys]
-        self.engine = engine
-        self.integrity_error: type[Exception] = dialect.loaded_dbapi.IntegrityError
-
-    def insert(self, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` (column key → Python value) in one committed transaction."""
-        values: list[Any] = []
-        for row in rows:
-            cooked = [row[k] if p is None else p(row[k]) for k, p in self.procs]
-            values.append(tuple(cooked) if self.positional
-                          else dict(zip(self.keys, cooked, strict=True)))
-        raw = self.engine.raw_connection()  # pooled; back to the pool (reset) on close
-        try:
-            cursor = raw.cursor()
-            try:
-                if len(values) == 1:
-                    cursor.execute(self.sql, values[0])
-                else:
-                    cursor.executemany(self.sql, values)
-            finally:
-                cursor.close()
-            raw.commit()
-        except self.integrity_error as exc:
-            raw.rollback()
-            raise IntegrityError(self.sql, None, exc) from exc
-        except BaseException:
-            try:
-                raw.rollback()
-            finally:
-                raw.invalidate()
-            raise
-        finally:
-            raw.close()
 
 
 def state_from_exchange(order: ExchangeOrder, current: str | None = None) -> OrderState:
@@ -145,7 +85,7 @@ class OrderPersistence:
         redact: SecretRedactor
         run_id: int | None
         _drained: weakref.WeakKeyDictionary[OrderManager, tuple[int, OrderEvent]]
-        _write_ahead: _WriteAhead | None
+        _write_ahead: RawStatement | None
 
         def now(self) -> pd.Timestamp: ...
 
@@ -179,7 +119,7 @@ class OrderPersistence:
         SQLite (the commit itself 35 µs), a tenth of :meth:`record_order` (no ORM unit of
         work, no read before the write; the ``INSERT`` compiled once into the driver's SQL
         and sent through the pooled DBAPI connection, the column types' bind processors
-        applied here, see :class:`_WriteAhead`). Durability is the database's commit: on SQLite (WAL,
+        applied here, see :class:`~quantum_trading.live.raw_statement.RawStatement`). Durability is the database's commit: on SQLite (WAL,
         ``synchronous=NORMAL``, see :mod:`~quantum_trading.live.db`) a committed transaction
         survives a crash of the process (SIGKILL included) but not necessarily a power loss
         or an OS crash — then the last orders may be missing from the database while the
@@ -194,17 +134,17 @@ class OrderPersistence:
         self.prepare_write_ahead()
         assert self._write_ahead is not None
         try:
-            self._write_ahead.insert([self._new_order_values(o) for o in orders])
+            self._write_ahead.run([self._new_order_values(o) for o in orders])
         except IntegrityError:
             for order in orders:
                 self.record_order(order)
 
     def prepare_write_ahead(self) -> None:
-        """Compile the write-ahead ``INSERT`` (:class:`_WriteAhead`) now, writing nothing:
+        """Compile the write-ahead ``INSERT`` (a :class:`RawStatement`) now, writing nothing:
         the trader's start calls it so that the first order does not pay the compilation
         (≈ 2 ms, between bar in and order out). Called by :meth:`write_ahead` otherwise."""
         if self._write_ahead is None:
-            self._write_ahead = _WriteAhead(self.engine)
+            self._write_ahead = RawStatement(self.engine, _INSERT_ORDER, _ORDER_KEYS)
 
     def _new_order_values(self, o: ManagedOrder) -> dict[str, Any]:
         req, d = o.request, o.risk_decision

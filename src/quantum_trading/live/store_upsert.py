@@ -6,8 +6,8 @@ a symbol, a state value under a key — went through the ORM: a read, then an in
 update, in a unit of work (0.7–0.8 ms each in a trader's run). On SQLite and PostgreSQL one
 ``INSERT … ON CONFLICT (keys) DO UPDATE`` does the same in one statement; it is built once
 per table and column set (building a statement costs more than running it) and run with the
-row's values as bound parameters (the columns' types convert them as the ORM does, so the
-stored values are the same; ``tests/live/test_store.py`` compares both paths). Other
+row's values as bound parameters through the driver (the columns' types convert them as the
+ORM does, so the stored values are the same; ``tests/live/test_store.py`` compares both paths). Other
 databases keep the ORM path: :meth:`Upserts.run` returns False there.
 
 Rows that are only ever added, unless the same one is stored already (risk decisions), were a
@@ -22,6 +22,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from quantum_trading.live.raw_statement import RawStatement
 
 __all__ = ["Upserts"]
 
@@ -44,6 +46,7 @@ class Upserts:
         self._insert = insert
         self._statements: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
         self._sqlite = dialect == "sqlite"
+        self._raw: dict[tuple[Engine, str, tuple[str, ...], tuple[str, ...]], RawStatement] = {}
 
     @property
     def available(self) -> bool:
@@ -67,12 +70,17 @@ class Upserts:
     def run(self, engine: Engine, table: sa.Table, keys: tuple[str, ...],
             values: Mapping[str, Any]) -> bool:
         """Insert or overwrite one row (``values``: column → value, the ``keys`` included) in
-        its own committed transaction; False (nothing done) where the dialect has no
-        upsert."""
+        its own committed transaction, sent through the driver
+        (:class:`~quantum_trading.live.raw_statement.RawStatement`, compiled at the first
+        call); False (nothing done) where the dialect has no upsert."""
         if self._insert is None:
             return False
-        with engine.begin() as conn:
-            conn.execute(self.statement(table, keys, tuple(values)), dict(values))
+        columns = tuple(values)
+        raw = self._raw.get((engine, table.name, keys, columns))
+        if raw is None:
+            raw = RawStatement(engine, self.statement(table, keys, columns))
+            self._raw[(engine, table.name, keys, columns)] = raw
+        raw.run([values])
         return True
 
     def insert_absent(self, table: sa.Table, columns: tuple[str, ...], match: tuple[str, ...]
