@@ -268,9 +268,11 @@ def test_cli_train_on_synthetic_data_and_errors(tmp_path: Path,
     sched.write_text("phases:\n  - name: only\n    timesteps: 64\n    ppo: {gamma: 3}\n")
     cases = [
         (["--schedule", str(sched)], f"error: {sched}: phase only (phases[0]): ppo.gamma: "),
-        (["--symbols", "BTC/USDT:USDT,BTC/USDT:USDT"], "error: --symbols: symbols repeat"),
+        (["--symbols", "BTC/USDT:USDT,BTC/USDT:USDT"],
+         "error: --symbols: symbols must be unique"),
         (["--data", str(tmp_path / "none")], "error: --data"),
-        (["--action", "both"], "error: --action: 'both'; choose target or multi_head"),
+        (["--action", "both"],
+         "error: --action: Input should be 'target' or 'multi_head' (got 'both')"),
     ]
     for args, expected in cases:
         assert main(["train", "--out", str(tmp_path / "bad"), *args]) == 1

@@ -6,7 +6,7 @@ Parsing and printing only; the work is done by :func:`quantum_trading.rl.train.t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import typer
@@ -15,17 +15,41 @@ from rich.table import Table
 from quantum_trading.cli._console import console
 from quantum_trading.errors import ConfigError
 
+if TYPE_CHECKING:
+    from quantum_trading.rl.spec import EnvSpec
+
 __all__ = ["load_training_bars", "train"]
 
 
+_SPEC_OPTIONS = {"symbols": "--symbols", "timeframe": "--timeframe", "window": "--window",
+                 "action": "--action", "max_leverage": "--max-leverage"}
+"""The option that sets each :class:`~quantum_trading.rl.spec.EnvSpec` field."""
+
+
 def _symbols(text: str) -> list[str]:
+    """The comma-separated ``--symbols`` as a list (the spec checks them: unique …)."""
     out = [s.strip() for s in text.split(",") if s.strip()]
     if not out:
         raise ConfigError("--symbols: give at least one symbol, e.g. "
                           "BTC/USDT:USDT,ETH/USDT:USDT")
-    if len(set(out)) != len(out):
-        raise ConfigError(f"--symbols: symbols repeat: {out}")
     return out
+
+
+def _spec(**fields: Any) -> EnvSpec:
+    """The :class:`~quantum_trading.rl.spec.EnvSpec` of the options; its own checks (unique
+    symbols, known action, bounds) raise ConfigError naming the option."""
+    from pydantic import ValidationError
+
+    from quantum_trading.rl.spec import EnvSpec
+
+    try:
+        return EnvSpec(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "spec"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        got = "" if err["type"] == "value_error" else f" (got {err['input']!r})"
+        raise ConfigError(f"{_SPEC_OPTIONS.get(name, name)}: {msg}{got}") from None
 
 
 def load_training_bars(data: Path | None, symbols: list[str], timeframe: str, *,
@@ -131,22 +155,18 @@ def train(
     """
     from quantum_trading.rl.env_config import EnvConfig
     from quantum_trading.rl.schedule import default_schedule_path, load_schedule
-    from quantum_trading.rl.spec import EnvSpec
     from quantum_trading.rl.train import train as run_training
 
-    if action not in ("target", "multi_head"):
-        raise ConfigError(f"--action: {action!r}; choose target or multi_head")
+    syms = _symbols(symbols)
+    spec = _spec(symbols=tuple(syms), timeframe=timeframe, window=window, action=action,
+                 max_leverage=max_leverage)
     if data is not None and not data.exists():
         raise ConfigError(f"--data {data}: no such file or folder")
-    syms = _symbols(symbols)
     sched = load_schedule(schedule or default_schedule_path())
     frames, notes = load_training_bars(data, syms, timeframe, exchange=exchange, n_bars=bars,
                                        seed=seed)
     for note in notes:
         console.print(note, highlight=False, soft_wrap=True)
-    spec = EnvSpec(symbols=tuple(syms), timeframe=timeframe, window=window,
-                   action=action,  # type: ignore[arg-type]
-                   max_leverage=max_leverage)
     config = EnvConfig(risk=None) if no_risk else EnvConfig()
     if max_leverage > 1.0:
         config = config.model_copy(update={"account": config.account.model_copy(

@@ -26,7 +26,13 @@ from quantum_trading.backtest import BacktestResult
 from quantum_trading.backtest import metrics as m
 from quantum_trading.backtest.report import thin_last
 from quantum_trading.errors import ConfigError
-from quantum_trading.research.regimes import _float, _int, hmm_regimes, rule_regimes
+from quantum_trading.research.regimes import (
+    _float,
+    _int,
+    hmm_regimes,
+    rule_regimes,
+    rule_vol_window,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -63,6 +69,7 @@ def detect_regimes(data: pd.DataFrame | pd.Series, detectors: Sequence[str] = ("
     detectors:
         Any of :data:`REGIME_DETECTORS`: ``"rules"`` —
         :func:`~quantum_trading.research.regimes.rule_regimes` with a volatility window of
+        :func:`~quantum_trading.research.regimes.rule_vol_window` ``(T)`` =
         ``min(720, T // 4)`` bars (milliseconds on 100,000 bars); ``"hmm"`` —
         :func:`~quantum_trading.research.regimes.hmm_regimes` fitted on the first half of the
         bars, forward-filtered labels for all (seconds on 100,000 bars; the first half is
@@ -87,7 +94,7 @@ def detect_regimes(data: pd.DataFrame | pd.Series, detectors: Sequence[str] = ("
     out: dict[str, pd.Series] = {}
     for name in names:
         if name == "rules":
-            out[name] = rule_regimes(data, vol_window=min(720, max(2, n // 4)))
+            out[name] = rule_regimes(data, vol_window=rule_vol_window(n))
         elif name == "hmm":
             out[name] = hmm_regimes(data, train_bars=max(2, n // 2), seed=seed)
         else:

@@ -54,14 +54,19 @@ from quantum_trading.research.hmm_filter import (
 __all__ = [
     "HMM_FEATURES",
     "REGIME_LABELS",
+    "RULE_VOL_WINDOW_BARS",
     "HMMRegimes",
     "hmm_features",
     "hmm_regimes",
     "rule_regimes",
+    "rule_vol_window",
 ]
 
 REGIME_LABELS: tuple[str, ...] = ("trend_up", "trend_down", "range", "high_vol")
 """Regime names of :func:`rule_regimes` (and of a 4-state :class:`HMMRegimes`)."""
+
+RULE_VOL_WINDOW_BARS = 720
+"""Default look-back of :func:`rule_regimes`' volatility threshold [bars] (30 days of 1h bars)."""
 
 HMM_FEATURES: tuple[str, ...] = ("return", "volatility", "trend", "autocorr")
 """Features :func:`hmm_features` can build, each known at its bar's close:
@@ -106,11 +111,21 @@ def _categorical(codes: np.ndarray, names: Sequence[str], index: pd.Index) -> pd
 # Rule-based regimes
 # --------------------------------------------------------------------------------------------
 
+def rule_vol_window(n_bars: int) -> int:
+    """The ``vol_window`` [bars] the analyses give :func:`rule_regimes` on ``n_bars`` bars:
+    :data:`RULE_VOL_WINDOW_BARS`, cut to a quarter of the bars (at least 2) on short data.
+
+    >>> rule_vol_window(100_000), rule_vol_window(1_000), rule_vol_window(3)
+    (720, 250, 2)
+    """
+    return min(RULE_VOL_WINDOW_BARS, max(2, n_bars // 4))
+
+
 def rule_regimes(
     data: pd.DataFrame | pd.Series,
     *,
     vol_period: int = 24,
-    vol_window: int | None = 720,
+    vol_window: int | None = RULE_VOL_WINDOW_BARS,
     high_vol_quantile: float = 0.9,
     trend_method: Literal["ema_slope", "adx"] = "ema_slope",
     ema_period: int = 48,

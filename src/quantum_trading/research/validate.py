@@ -56,7 +56,7 @@ from quantum_trading.research.bias import (
     require_causal,
 )
 from quantum_trading.research.regime_analysis import regime_metrics
-from quantum_trading.research.regimes import rule_regimes
+from quantum_trading.research.regimes import rule_regimes, rule_vol_window
 from quantum_trading.research.splits import CPCVSplits, cpcv_splits
 from quantum_trading.research.stats import (
     PBOResult,
@@ -279,7 +279,9 @@ def validate_strategy(
         As :class:`~quantum_trading.backtest.Backtest`, for every run (permutations too).
     regime_options:
         Keyword arguments of :func:`~quantum_trading.research.regimes.rule_regimes`
-        (default: a volatility window of ``min(720, T // 4)`` bars).
+        (default: a volatility window of
+        :func:`~quantum_trading.research.regimes.rule_vol_window` ``(T)`` bars, i.e.
+        ``min(720, T // 4)``).
     progress:
         :data:`Progress` callback.
 
@@ -354,7 +356,7 @@ def validate_strategy(
         if all(math.isfinite(x) for x in (sr, skew, kurt)) else math.nan
 
     frame = data if isinstance(data, pd.DataFrame) else next(iter(data.values()))
-    options = {"vol_window": min(720, max(2, len(frame) // 4)), **dict(regime_options or {})}
+    options = {"vol_window": rule_vol_window(len(frame)), **dict(regime_options or {})}
     labels = rule_regimes(frame, **options)
     table = regime_metrics(result, labels)
 

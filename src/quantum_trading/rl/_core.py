@@ -31,6 +31,7 @@ from quantum_trading.rl.env_nb import (
     N_CFG,
     N_CTL,
     N_CTLI,
+    _decide_nb,
 )
 from quantum_trading.rl.features import ATR_PERIOD, atr_array, market_features
 from quantum_trading.rl.spec import EnvSpec
@@ -198,6 +199,23 @@ class EnvCore:
         length = self.config.episode_bars
         t_end = t0 + length if length is not None else self.n_bars - 1
         return t0, t_end
+
+    def decide(self, i: int, t: int, action: np.ndarray) -> bool:
+        """Write ``action`` into env ``i``'s target and stop-distance buffers as the decision
+        at bar ``t``'s close, decoded by the env's own kernel (target × max leverage; for
+        ``multi_head`` also the stop distance from the ATR of bar ``t``), without stepping.
+
+        For the decision at the last bar's close, which no step can take (there is no next
+        open) but a live trader would send. False for a bad action (NaN target, head index
+        out of range), which a step would reject: the bad element's index is then in
+        ``ctli[i, I_BAD]`` and the elements after it are not written.
+        """
+        act = np.ascontiguousarray(action, dtype=np.float64).reshape(-1)
+        if act.shape != (self.n_actions,):
+            raise ConfigError(f"action: {act.size} values, expected {self.n_actions} "
+                              f"({self.spec.action} action for {list(self.spec.symbols)})")
+        return bool(_decide_nb(int(t), act, self.tgt_w[i], self.sld_w[i], self.atr, self.cfg,
+                               self.sizes, self.stops, self.ctli[i]))
 
     def episode_targets(self, i: int) -> pd.DataFrame:
         """Env ``i``'s decisions so far this episode: targets ``[T, N]`` on the bar index

@@ -257,21 +257,15 @@ def analyze_bias(
     >>> report.flags                                                           # doctest: +SKIP
     ['deterministic BTC/USDT:USDT: long-biased']
     """
-    from quantum_trading.rl.rollout import run_policy
     from quantum_trading.rl.strategy import PolicyStrategy
 
     strat = policy if isinstance(policy, PolicyStrategy) else PolicyStrategy(policy)
     if not isinstance(episodes, int) or episodes < 0:
         raise ConfigError(f"analyze_bias: episodes must be an int >= 0, got {episodes!r}")
-    strat.check_data(bars)
     spec = strat.spec
-    frames = bars if isinstance(bars, Mapping) else {spec.symbols[0]: bars}
-    frames = {s: frames[s] for s in spec.symbols}
     runs = []
     for k, deterministic in enumerate([True] + [False] * episodes):
-        roll = run_policy(strat.bundle, frames, spec=spec, config=strat.config,
-                          instruments=strat.instruments, funding=strat.funding, mark=strat.mark,
-                          deterministic=deterministic, seed=seed + k - 1)
+        roll = strat.rollout(bars, deterministic=deterministic, seed=seed + k - 1)
         runs.append(ActionRun("deterministic" if deterministic else "stochastic", max(0, k - 1),
                               roll.index, action_targets(roll.actions, spec), roll.actions))
     return analyze_actions(runs, spec, flat_tol=flat_tol, skew_threshold=skew_threshold)

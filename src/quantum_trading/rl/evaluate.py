@@ -32,7 +32,7 @@ import pandas as pd
 
 from quantum_trading.backtest.metrics import max_drawdown_pct, sharpe_ratio
 from quantum_trading.data.timeframes import periods_per_year
-from quantum_trading.rl.model_io import predict_actions
+from quantum_trading.rl.rollout import policy_actor
 from quantum_trading.rl.spec import EnvSpec
 
 __all__ = [
@@ -99,16 +99,6 @@ def _mean(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
-def _policy_fn(model: Any, vecnormalize: Any, spec: EnvSpec
-               ) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    """The deterministic policy on raw env observations (normalised, statistics frozen):
-    :func:`~quantum_trading.rl.model_io.predict_actions` on one observation."""
-    def policy(obs: dict[str, np.ndarray]) -> np.ndarray:
-        return predict_actions((model, vecnormalize, spec), obs)
-
-    return policy
-
-
 def _cut(frames: Mapping[str, pd.DataFrame], end: int) -> dict[str, pd.DataFrame]:
     """Every frame cut before bar ``end`` (bars ``[0, end)``)."""
     return {s: f.iloc[:end] for s, f in frames.items()}
@@ -130,7 +120,7 @@ def evaluate_train_window(
     The env sees only bars ``[0, end)``. Used for the train-vs-validation Sharpe gap."""
     env = factory.eval_env(_cut(frames, end), config, start_bar=None)
     first = max(env.start_range[0], end - 1 - n_bars)
-    policy = _policy_fn(model, vecnormalize, spec)
+    policy = policy_actor((model, vecnormalize, spec))
     return equity_metrics(*run_episode(env, policy, start_bar=first),
                           periods=periods_per_year(spec.timeframe))
 
@@ -173,7 +163,7 @@ def evaluate_oos(
                          f"({n_total})")
     env = factory.eval_env(_cut(frames, stop) if stop < n_total else frames, config,
                            start_bar=split, what=what)
-    policy = _policy_fn(model, vecnormalize, spec)
+    policy = policy_actor((model, vecnormalize, spec))
 
     out: dict[str, Any] = {"start_bar": int(split), "end_bar": int(stop),
                            "start_time": str(env.index[split]), "end_time": str(env.index[-1])}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantum_trading.domain import Instrument, default_instrument
+from quantum_trading.domain import Instrument
 from quantum_trading.errors import ConfigError
 from quantum_trading.rl.spec import EnvSpec
 from quantum_trading.sim.inputs import SeriesInput
@@ -117,21 +117,6 @@ def _torch_context(seed: int | None) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _final_decision(action: np.ndarray, spec: EnvSpec, atr_row: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Target (× max leverage) and stop distance of an action the env cannot step, decoded
-    exactly as the env decodes its actions."""
-    from quantum_trading.rl.bias import action_targets
-
-    target = action_targets(np.asarray(action).reshape(1, -1), spec)[0] * spec.max_leverage
-    stops = np.full(spec.n_assets, np.nan)
-    if spec.action == "multi_head":
-        mult = np.asarray(spec.stop_multiples)[np.asarray(action).reshape(-1)[2::3].astype(int)]
-        dist = mult * atr_row
-        stops = np.where((mult > 0) & (dist > 0), dist, np.nan)
-    return target, stops
-
-
 def run_policy(
     policy: Any,
     bars: pd.DataFrame | Mapping[str, pd.DataFrame],
@@ -153,8 +138,9 @@ def run_policy(
     bars, instruments, funding, mark:
         As for :class:`~quantum_trading.rl.env.PerpetualFuturesEnv` (``bars`` in
         ``spec.symbols`` order; a mismatch raises ConfigError naming the field).
-        ``instruments=None`` uses :func:`~quantum_trading.domain.default_instrument` per
-        symbol, as :class:`~quantum_trading.backtest.Backtest` does.
+        ``instruments=None`` (and symbols missing from a dict) use
+        :func:`~quantum_trading.domain.default_instrument` per symbol, as the env and
+        :class:`~quantum_trading.backtest.Backtest` do.
     spec:
         The model's :class:`EnvSpec`.
     config:
@@ -165,17 +151,15 @@ def run_policy(
     seed:
         Seeds the action sampling (``deterministic=False``) inside this call only.
     """
-    from quantum_trading.rl.env import PerpetualFuturesEnv
+    from quantum_trading.rl.env import PerpetualFuturesEnv, action_error
     from quantum_trading.rl.env_config import EnvConfig
-    from quantum_trading.rl.features import atr_array
+    from quantum_trading.rl.env_nb import I_BAD
 
     if config is None:
         config = EnvConfig()
     if not isinstance(config, EnvConfig):
         raise ConfigError(f"run_policy: config must be an EnvConfig, got {type(config).__name__}")
     config = config.model_copy(update={"start": "first", "episode_bars": None})
-    if instruments is None:  # as Backtest does: the presets (Binance fees, tiers) by symbol
-        instruments = {s: default_instrument(s) for s in spec.symbols}
     env = PerpetualFuturesEnv(bars, spec=spec, config=config, instruments=instruments,
                               funding=funding, mark=mark)
     act = policy_actor(policy, deterministic=deterministic)
@@ -195,16 +179,12 @@ def run_policy(
             obs, _, terminated, truncated, info = env.step(action)
             if terminated or (truncated and info["bar"] < len(index) - 1):
                 break  # liquidated / bankrupt at this bar: no decision there
+    if not terminated:  # the decision at the last bar's close (after the data ends)
+        core = env._core  # the env's own decoding, into its buffers, without a step
+        if not core.decide(0, start + len(actions) - 1, actions[-1]):
+            raise action_error(spec, actions[-1], int(core.ctli[0, I_BAD]), "run_policy")
     targets = env.episode_targets()
     stops = env.episode_stop_distances()
-    last = start + len(actions) - 1
-    if not terminated:  # the decision at the last bar's close (after the data ends)
-        frames = bars if isinstance(bars, Mapping) else {spec.symbols[0]: bars}
-        atr_row = atr_array({s: frames[s] for s in spec.symbols})[last]
-        target, stop = _final_decision(actions[-1], spec, atr_row)
-        targets.iloc[last] = target
-        if stops is not None:
-            stops.iloc[last] = stop
     n_dec = len(actions)
     return Rollout(index=index[start:start + n_dec], actions=np.vstack(actions),
                    targets=targets, stop_distances=stops,

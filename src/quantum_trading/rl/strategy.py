@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -30,6 +30,9 @@ from quantum_trading.errors import ConfigError
 from quantum_trading.rl.spec import EnvSpec
 from quantum_trading.sim.inputs import SeriesInput
 from quantum_trading.strategies.base import MarketData, ParamSpace, StrategyError
+
+if TYPE_CHECKING:
+    from quantum_trading.rl.rollout import Rollout
 
 __all__ = ["PolicyStrategy", "data_spec", "load_model_bars", "model_backtest"]
 
@@ -200,23 +203,33 @@ class PolicyStrategy:
                 out["instrument" if key == "instruments" else key] = value
         return out
 
+    def rollout(self, data: MarketData, *, deterministic: bool = True, seed: int | None = 0
+                ) -> Rollout:
+        """One episode of the policy over ``data`` under this strategy's config, instruments,
+        funding and mark (:func:`~quantum_trading.rl.rollout.run_policy`): the data checked
+        against the model first (:meth:`check_data`), then the policy decides at every close
+        from the first bar after the warm-up. ``deterministic`` / ``seed`` as for
+        ``run_policy``. Returns the :class:`~quantum_trading.rl.rollout.Rollout`."""
+        from quantum_trading.rl.rollout import run_policy
+
+        self.check_data(data)
+        frames = data if isinstance(data, Mapping) else {self.spec.symbols[0]: data}
+        return run_policy(self.bundle, {s: frames[s] for s in self.spec.symbols},
+                          spec=self.spec, config=self.config, instruments=self.instruments,
+                          funding=self.funding, mark=self.mark, deterministic=deterministic,
+                          seed=seed)
+
     def signals(self, data: MarketData, **params: Any) -> Signals:
         """Targets per bar and asset (multiples of equity, decided at each close, filled at
         the next open; NaN before the first decision) and, for ``multi_head``, stop-loss
         distances. The episode's :class:`~quantum_trading.rl.rollout.Rollout` is kept in
         ``last_rollout`` (env equity per bar, raw actions)."""
-        from quantum_trading.rl.rollout import run_policy
-
         if params:
             raise ConfigError(f"strategy {self.name!r} has no parameters, got "
                               f"{sorted(params)}")
-        self.check_data(data)
-        frames = data if isinstance(data, Mapping) else {self.spec.symbols[0]: data}
+        self.check_data(data)  # outside the wrapping below: a data error is the caller's
         try:
-            rollout = run_policy(self.bundle, {s: frames[s] for s in self.spec.symbols},
-                                 spec=self.spec, config=self.config,
-                                 instruments=self.instruments, funding=self.funding,
-                                 mark=self.mark, deterministic=True)
+            rollout = self.rollout(data, deterministic=True)
         except ConfigError:
             raise
         except Exception as exc:  # the policy's own code: name it
