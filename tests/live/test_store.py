@@ -42,8 +42,13 @@ def count(store: TradingStore, model: type) -> int:
         return s.scalar(sa.select(sa.func.count()).select_from(model))
 
 
-def test_the_same_fill_twice_is_one_row(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["raw", "orm"])
+def test_the_same_fill_twice_is_one_row(tmp_path: Path, path: str) -> None:
+    """SQLite / PostgreSQL add fills with ``INSERT … ON CONFLICT DO NOTHING`` through the
+    driver, other databases with the ORM's read-then-insert: the same behaviour."""
     store = store_at(tmp_path / "q.sqlite")
+    if path == "orm":
+        store._upserts = Upserts("none")  # as on a database without the clause
     assert store.record_fill(fill("t1")) is True
     assert store.record_fill(fill("t1")) is False
     assert [f.id for f in store.record_fills([fill("t1"), fill("t2"), fill("t2")])] == ["t2"]
@@ -52,7 +57,12 @@ def test_the_same_fill_twice_is_one_row(tmp_path: Path) -> None:
     assert [r.fill_id for r in rows] == ["t1", "t2"] and rows[0].time == T0
     assert store.last_fill_time() == T0 and store.last_fill_time("ETH/USDT:USDT") is None
     other = TradingStore(store.engine, exchange="other")  # unique per exchange, not globally
+    if path == "orm":
+        other._upserts = Upserts("none")
     assert other.record_fill(fill("t1")) is True and len(other.fills_for("c1")) == 1
+    r = rows[1]
+    assert (r.exchange, r.exchange_order_id, r.symbol, r.side, r.amount, r.price, r.fee_usd,
+            r.is_maker) == ("fake", "ex-c1", SYMBOL, "buy", 0.5, 100.0, 0.02, True)
 
 
 def test_exchange_order_upsert_follows_the_lifecycle(tmp_path: Path,

@@ -67,6 +67,14 @@ class RawStatement:
         returns the rows are committed; on any error the transaction is rolled back and the
         error raised (a constraint violation as :class:`sqlalchemy.exc.IntegrityError`, as
         SQLAlchemy raises it)."""
+        return sum(self._run(rows, each=False))
+
+    def run_each(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """As :meth:`run`, one ``execute`` per row; returns what each row changed (e.g. 0 for
+        a row an ``ON CONFLICT DO NOTHING`` skipped)."""
+        return self._run(rows, each=True)
+
+    def _run(self, rows: Sequence[Mapping[str, Any]], *, each: bool) -> list[int]:
         values: list[Any] = []
         for row in rows:
             cooked = [row[k] if p is None else p(row[k]) for k, p in self.procs]
@@ -76,11 +84,14 @@ class RawStatement:
         try:
             cursor = raw.cursor()
             try:
-                if len(values) == 1:
-                    cursor.execute(self.sql, values[0])
+                if each or len(values) == 1:
+                    changed = []
+                    for v in values:
+                        cursor.execute(self.sql, v)
+                        changed.append(int(cursor.rowcount))
                 else:
                     cursor.executemany(self.sql, values)
-                changed = int(cursor.rowcount)
+                    changed = [int(cursor.rowcount)]
             finally:
                 cursor.close()
             raw.commit()

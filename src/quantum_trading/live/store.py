@@ -75,6 +75,8 @@ ALERT_LEVELS = ("info", "warning", "error", "critical")
 _RISK_COLUMNS = ("time", "client_order_id", "symbol", "action", "reason", "text",
                  "requested_size", "approved_size", "trading_state", "position_before",
                  "price", "equity_usd")
+_FILL_COLUMNS = ("exchange", "fill_id", "exchange_order_id", "client_order_id", "symbol",
+                 "side", "amount", "price", "fee_usd", "is_maker", "time", "recorded_at")
 _RISK_MATCH = ("time", "symbol", "action", "requested_size", "client_order_id")
 """A risk decision is stored once: a row with the same values of these columns is the same
 decision (written again after a restart, or by a retry)."""
@@ -146,6 +148,7 @@ class TradingStore(OrderPersistence):
             weakref.WeakKeyDictionary()
         self._write_ahead: RawStatement | None = None
         self._risk_insert: RawStatement | None = None
+        self._fill_insert: RawStatement | None = None
         self._upserts = Upserts(engine.dialect.name)
         self._since_checkpoint = 0
 
@@ -213,26 +216,43 @@ class TradingStore(OrderPersistence):
         return bool(self.record_fills([fill]))
 
     def record_fills(self, fills: Iterable[ExchangeFill]) -> list[ExchangeFill]:
-        """Store executions not stored yet (one transaction); returns the new ones."""
+        """Store executions not stored yet (one transaction); returns the new ones. On
+        SQLite and PostgreSQL each is one ``INSERT … ON CONFLICT DO NOTHING`` sent through the
+        driver (:class:`~quantum_trading.live.raw_statement.RawStatement`), elsewhere a read
+        and ORM inserts."""
         batch = {f.id: f for f in fills}  # the same id twice in one batch: once
         if not batch:
             return []
+        if self._fill_insert is None:
+            stmt = self._upserts.insert_or_skip(FillRow.__table__, ("exchange", "fill_id"),
+                                                _FILL_COLUMNS)
+            if stmt is not None:
+                self._fill_insert = RawStatement(self.engine, stmt)
+        if self._fill_insert is not None:  # SQLite / PostgreSQL: one statement a fill
+            now = utc(self.now())
+            fresh = self._fill_insert.run_each([self._fill_values(f, now)
+                                                for f in batch.values()])
+            return [f for f, n in zip(batch.values(), fresh, strict=True) if n]
         try:
             with self.transaction() as s:
                 known = set(s.scalars(sa.select(FillRow.fill_id).where(
                     FillRow.exchange == self.exchange, FillRow.fill_id.in_(list(batch)))))
                 new = [f for fid, f in batch.items() if fid not in known]
-                now = self.now()
-                s.add_all(FillRow(exchange=self.exchange, fill_id=f.id,
-                                  exchange_order_id=f.order_id, client_order_id=f.client_order_id,
-                                  symbol=f.symbol, side=f.side.name.lower(), amount=f.amount,
-                                  price=f.price, fee_usd=f.fee_usd, is_maker=f.is_maker,
-                                  time=utc(f.time), recorded_at=now) for f in new)
+                now = utc(self.now())
+                s.add_all(FillRow(**self._fill_values(f, now)) for f in new)
         except IntegrityError:  # another writer stored some of them meanwhile: one by one
             if len(batch) == 1:
                 return []
             return [f for f in batch.values() if self.record_fill(f)]
         return new
+
+    def _fill_values(self, f: ExchangeFill, recorded_at: Any) -> dict[str, Any]:
+        """A fill's row (column → value)."""
+        return {"exchange": self.exchange, "fill_id": f.id, "exchange_order_id": f.order_id,
+                "client_order_id": f.client_order_id, "symbol": f.symbol,
+                "side": f.side.name.lower(), "amount": f.amount, "price": f.price,
+                "fee_usd": f.fee_usd, "is_maker": f.is_maker, "time": utc(f.time),
+                "recorded_at": recorded_at}
 
     # -- positions, equity -----------------------------------------------------------------
     def record_position(self, position: ExchangePosition, *, time: pd.Timestamp | None = None,

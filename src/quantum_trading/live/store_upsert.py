@@ -104,3 +104,19 @@ class Upserts:
                 list(columns), sa.select(*(params[c] for c in columns)).where(~same))
             self._statements[cache_key] = stmt
         return stmt
+
+    def insert_or_skip(self, table: sa.Table, keys: tuple[str, ...], columns: tuple[str, ...]
+                       ) -> Any | None:
+        """``INSERT … ON CONFLICT (keys) DO NOTHING`` of ``columns`` (bound parameters named
+        as the columns; ``keys`` a unique constraint of the table): a row whose keys are
+        stored already is skipped (``rowcount`` 0). Built at the first call; None where the
+        dialect has no such clause (the caller takes the ORM path)."""
+        if self._insert is None:
+            return None
+        cache_key = (table.name + "/skip", keys, columns)
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            stmt = self._insert(table).values({c: sa.bindparam(c) for c in columns}
+                                              ).on_conflict_do_nothing(index_elements=list(keys))
+            self._statements[cache_key] = stmt
+        return stmt
