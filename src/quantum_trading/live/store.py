@@ -72,18 +72,21 @@ from quantum_trading.risk.limits import RiskDecision
 __all__ = ["ALERT_LEVELS", "WAL_CHECKPOINT_EVERY", "TradingStore", "state_from_exchange"]
 
 ALERT_LEVELS = ("info", "warning", "error", "critical")
+"""Allowed values of ``Alert.level``."""
+
 _RISK_COLUMNS = ("time", "client_order_id", "symbol", "action", "reason", "text",
                  "requested_size", "approved_size", "trading_state", "position_before",
                  "price", "equity_usd")
+"""The columns of a risk decision's row (all but the key)."""
 _FILL_COLUMNS = ("exchange", "fill_id", "exchange_order_id", "client_order_id", "symbol",
                  "side", "amount", "price", "fee_usd", "is_maker", "time", "recorded_at")
+"""The columns of a fill's row (all but the key)."""
 _RISK_MATCH = ("time", "symbol", "action", "requested_size", "client_order_id")
 """A risk decision is stored once: a row with the same values of these columns is the same
 decision (written again after a restart, or by a retry)."""
 WAL_CHECKPOINT_EVERY = 64
 """Calls of :meth:`TradingStore.checkpoint_wal` (bars, in the trader) between two checkpoints:
 a trader's bar writes ≈ 5 pages, so the log stays near SQLite's default 1,000 pages."""
-"""Allowed values of ``Alert.level``."""
 
 
 def _ts(value: datetime | None) -> pd.Timestamp | None:

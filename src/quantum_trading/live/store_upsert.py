@@ -6,13 +6,15 @@ a symbol, a state value under a key — went through the ORM: a read, then an in
 update, in a unit of work (0.7–0.8 ms each in a trader's run). On SQLite and PostgreSQL one
 ``INSERT … ON CONFLICT (keys) DO UPDATE`` does the same in one statement; it is built once
 per table and column set (building a statement costs more than running it) and run with the
-row's values as bound parameters through the driver (the columns' types convert them as the
-ORM does, so the stored values are the same; ``tests/live/test_store.py`` compares both paths). Other
-databases keep the ORM path: :meth:`Upserts.run` returns False there.
+row's values as bound parameters through the driver (the columns' types convert them as
+the ORM does, so the stored values are the same; ``tests/live/test_store.py`` compares both
+paths). Other databases keep the ORM path: :meth:`Upserts.run` returns False there.
 
-Rows that are only ever added, unless the same one is stored already (risk decisions), were a
-read then an insert through the ORM (≈ 0.8 ms a bar in a trader's run); on SQLite one
-``INSERT … SELECT … WHERE NOT EXISTS`` does both (:meth:`Upserts.insert_absent`).
+Rows that are only ever added, unless the same one is stored already, were a read then an
+insert through the ORM (≈ 0.8 ms each in a trader's run). A fill (unique by exchange and id)
+is now one ``INSERT … ON CONFLICT DO NOTHING`` (:meth:`Upserts.insert_or_skip`, SQLite and
+PostgreSQL); a risk decision (no unique key: the same time, symbol, action, size and order)
+one ``INSERT … SELECT … WHERE NOT EXISTS`` (:meth:`Upserts.insert_absent`, SQLite).
 """
 
 from __future__ import annotations
@@ -86,8 +88,8 @@ class Upserts:
     def insert_absent(self, table: sa.Table, columns: tuple[str, ...], match: tuple[str, ...]
                       ) -> Any | None:
         """``INSERT INTO table (columns) SELECT <the values> WHERE NOT EXISTS (a row whose
-        match columns equal them, NULL matching NULL in nullable ones)``, bound parameters named as the
-        columns; built at the first call. Run with one row's values, its ``rowcount`` says
+        match columns equal them, NULL matching NULL in nullable ones)``, bound parameters
+        named as the columns; built at the first call. Run with one row's values, its ``rowcount`` says
         whether the row was new (1) or stored already (0). None off SQLite (PostgreSQL
         cannot type the bare parameters of the select list): the caller takes the ORM path.
         """
