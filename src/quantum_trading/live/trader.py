@@ -61,7 +61,7 @@ import logging
 import math
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -408,11 +408,12 @@ class Trader:
             await self._persist(event, *account)
         self.store.checkpoint_wal()
 
-    async def send(self, requests: list[tuple[OrderRequest, str, Any]]) -> int:
+    async def send(self, requests: list[tuple[OrderRequest, str, Any]], *,
+                   unsent: Sequence[tuple[Any, str | None]] = ()) -> int:
         """Write every order ahead, send them through the order manager, record the risk
-        decisions and the trader's state; returns how many were sent
-        (:func:`~quantum_trading.live.trader_bar.send_orders`)."""
-        return await send_orders(self, requests)
+        decisions (with ``unsent``: decisions that sent nothing) and the trader's state;
+        returns how many were sent (:func:`~quantum_trading.live.trader_bar.send_orders`)."""
+        return await send_orders(self, requests, unsent=unsent)
 
     # ------------------------------------------------------------------ ticks, persistence
     async def on_tick(self, event: FeedEvent) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from quantum_trading.domain import Side
@@ -167,9 +168,7 @@ async def _decide(t: Trader, event: FeedEvent, balance: Any,
         requests.append((_order_request(t, plan.symbol, plan.size, reduce_only=reduce),
                          tag, plan.decision))
     t._last_bar = event.bar_time
-    sent = await t.send(requests)
-    t.store.record_risk_decisions(unsent)
-    return sent
+    return await t.send(requests, unsent=unsent)
 
 
 def _in_flight(t: Trader) -> bool:
@@ -271,13 +270,16 @@ def _quote(t: Trader, symbol: str) -> tuple[float, float]:
     return float(last) * (1 - hs), float(last) * (1 + hs)
 
 
-async def send_orders(t: Trader, requests: list[tuple[OrderRequest, str, Any]]) -> int:
+async def send_orders(t: Trader, requests: list[tuple[OrderRequest, str, Any]], *,
+                      unsent: Sequence[tuple[Any, str | None]] = ()) -> int:
     """Write every order ahead (state ``new``, one committed transaction for the batch,
     :meth:`TradingStore.write_ahead`; a target order's tag carries the target and its
     bar, so a restart knows the decision was made), then send them in order through the
-    order manager; then record the risk decisions (one transaction) and the trader's
-    state. Returns how many were sent."""
+    order manager; then record the risk decisions — the sent orders' and ``unsent``
+    (decisions that sent nothing), in one transaction — and the trader's state. Returns how
+    many were sent."""
     if not requests:
+        t.store.record_risk_decisions(unsent)
         return 0
     now = t.clock()
     t_plan = time.perf_counter()
@@ -289,9 +291,9 @@ async def send_orders(t: Trader, requests: list[tuple[OrderRequest, str, Any]]) 
     t._t_out = time.perf_counter()
     t._cpu_out = time.thread_time()
     t._t_send = (t_plan, t_written)
-    t.store.record_risk_decisions((decision, req.client_order_id)
-                                  for req, _, decision in requests
-                                  if decision is not None)
+    t.store.record_risk_decisions([*((decision, req.client_order_id)
+                                     for req, _, decision in requests
+                                     if decision is not None), *unsent])
     for (req, tag, _), order in zip(requests, orders, strict=True):
         t.summary.orders_sent += 1
         if order.state.value == "rejected":

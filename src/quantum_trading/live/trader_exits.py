@@ -36,7 +36,7 @@ from quantum_trading.execution.models import LiveOrderType, OrderRequest, new_cl
 from quantum_trading.execution.order_state import ManagedOrder, round_to_step
 from quantum_trading.live.sizing import ExitRules, exit_levels
 from quantum_trading.live.store import TradingStore
-from quantum_trading.live.target_tag import TARGET_PREFIX, TargetTag, parse_target_tag
+from quantum_trading.live.target_tag import TargetTag, parse_target_tag
 from quantum_trading.risk.limits import TradingState
 
 if TYPE_CHECKING:
@@ -365,9 +365,8 @@ def restore_trader(t: Trader, report: Any) -> None:
         t.last_target[s] = value  # NaN: never sent, decide again at the next bar
         stamp = pd.Timestamp(bar_ns, tz="UTC")
         t._last_bar = stamp if t._last_bar is None else max(t._last_bar, stamp)
-    for cid in never:
-        row = t.store.get_order(cid)
-        if row is not None and (row.tag or "").startswith(TARGET_PREFIX):
+    for row, _ in targets:  # a target order that never left: decide again
+        if row.client_order_id in never and row.symbol in t.last_target:
             t.last_target[row.symbol] = math.nan
     t.exits.restore(state.get("exits") or {})
     if t.risk is not None:
