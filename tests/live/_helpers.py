@@ -30,9 +30,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def store_at(path: Path, *, exchange: str = "fake", clock: Any = None) -> TradingStore:
+def store_at(path: Path, *, exchange: str = "fake", clock: Any = None,
+             journal: bool = True) -> TradingStore:
     """A store on a migrated SQLite file at ``path`` (opened as the trader opens it)."""
-    return TradingStore.open(f"sqlite:///{path}", exchange=exchange, clock=clock)
+    return TradingStore.open(f"sqlite:///{path}", exchange=exchange, clock=clock,
+                             journal=journal)
 
 
 def market(side: Side, amount: float, cid: str, **kw: Any) -> OrderRequest:

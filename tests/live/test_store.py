@@ -16,11 +16,15 @@ from quantum_trading.execution.models import (
     ExchangeFill,
     ExchangePosition,
     LiveOrderStatus,
+    LiveOrderType,
+    OrderRequest,
 )
 from quantum_trading.execution.order_manager import OrderManager, OrderState
+from quantum_trading.execution.order_state import ManagedOrder
 from quantum_trading.execution.position_monitor import ExitAction, ExitTrigger
 from quantum_trading.live.models import Alert, FillRow, OrderEventRow, OrderRow
 from quantum_trading.live.store import TradingStore
+from quantum_trading.live.store_orders import ORDER_TIMES
 from quantum_trading.live.store_upsert import Upserts
 from quantum_trading.risk import RiskConfig, RiskEngine
 from quantum_trading.risk.limits import RiskAction, RiskDecision, RiskReason, TradingState
@@ -242,33 +246,102 @@ def _row_dict(row: OrderRow) -> dict:
     return {c.name: getattr(row, c.name) for c in OrderRow.__table__.columns if c.name != "id"}
 
 
-def test_write_ahead_stores_what_record_order_stores(tmp_path: Path) -> None:
-    """The batch write-ahead (one Core INSERT) and the ORM upsert give the same rows; an id
-    already stored falls back to the upsert; the batch is committed when it returns."""
-    from quantum_trading.execution.models import LiveOrderType, OrderRequest
-    from quantum_trading.execution.order_state import ManagedOrder
+def _managed(cid: str, **kw: object) -> ManagedOrder:
+    req = OrderRequest(SYMBOL, Side.SELL, LiveOrderType.LIMIT, 0.25, price=101.5,
+                       reduce_only=True, client_order_id=cid)
+    return ManagedOrder(request=req, created_at=T0, tag=f"target:{SYMBOL}=-0.5@1",
+                        root_id=cid, **kw)
 
-    def managed(cid: str, **kw: object) -> ManagedOrder:
-        req = OrderRequest(SYMBOL, Side.SELL, LiveOrderType.LIMIT, 0.25, price=101.5,
-                           reduce_only=True, client_order_id=cid)
-        return ManagedOrder(request=req, created_at=T0, tag=f"target:{SYMBOL}=-0.5@1",
-                            root_id=cid, **kw)
 
-    a, b = store_at(tmp_path / "a.sqlite"), store_at(tmp_path / "b.sqlite")
-    a.write_ahead([managed("w1"), managed("w2")])
+@pytest.mark.parametrize("journal", [False, True])
+def test_write_ahead_stores_what_record_order_stores(tmp_path: Path, journal: bool) -> None:
+    """The write-ahead — one Core INSERT for the batch, or one write to the journal then the
+    same rows put into the database by ``settle_write_ahead`` — gives the rows the ORM
+    upsert gives; the batch is committed (or in the journal) when it returns; an id already
+    stored is upserted (database path) or kept as stored (journal path: the stored row is
+    the later one)."""
+    a = store_at(tmp_path / "a.sqlite", journal=journal)
+    b = store_at(tmp_path / "b.sqlite")
+    a.write_ahead([_managed("w1"), _managed("w2")])
     for cid in ("w1", "w2"):
-        b.record_order(managed(cid))
+        b.record_order(_managed(cid))
+    if journal:
+        assert count(a, OrderRow) == 0 and len(a._journal.read().rows) == 2
+        assert a.settle_write_ahead() == 2
+        assert a._journal.read().rows == [] and a.settle_write_ahead() == 0
+    else:
+        assert a._journal is None and a.settle_write_ahead() == 0
     assert count(a, OrderRow) == 2
     for cid in ("w1", "w2"):
         assert _row_dict(a.get_order(cid)) == _row_dict(b.get_order(cid))
     assert a.get_order("w1").state == "new" and a.get_order("w1").origin == "ours"
     # committed: another engine on the same file sees it at once
     assert store_at(tmp_path / "a.sqlite").get_order("w2") is not None
-    # an id already there: upserted, not doubled, and the new one of the batch still written
-    a.write_ahead([managed("w1"), managed("w3")])
+    # an id already there: not doubled, and the new one of the batch still written
+    a.record_order(_managed("w1", reason="sent"))
+    a.write_ahead([_managed("w1"), _managed("w3")])
+    a.settle_write_ahead()
     assert count(a, OrderRow) == 3
+    assert a.get_order("w1").reason == ("" if not journal else "sent")
     a.write_ahead([])
     assert count(a, OrderRow) == 3
+
+
+def test_only_sqlite_files_get_a_journal(tmp_path: Path) -> None:
+    """The journal sits beside a SQLite file, named after the file and the account; an
+    in-memory database or ``journal=False`` writes ahead into the database."""
+    assert store_at(tmp_path / "t.sqlite", exchange="binance usdm")._journal.path == \
+        tmp_path / "t.sqlite.binance_usdm.write-ahead.jsonl"
+    assert TradingStore.open("sqlite://", exchange="x")._journal is None
+    assert store_at(tmp_path / "u.sqlite", journal=False)._journal is None
+
+
+def test_recover_write_ahead_stores_what_a_crash_left_in_the_journal(tmp_path: Path) -> None:
+    """A run killed between the journal write and the database (no settle): the next start's
+    recover stores those orders (state new; one already stored is kept as it is), skips a
+    line cut short, reports it, leaves another account's rows alone and empties the
+    journal. Reconcile then sees the orders."""
+    crashed = store_at(tmp_path / "c.sqlite")
+    crashed.record_order(_managed("known", reason="stored"))
+    crashed.write_ahead([_managed("lost1"), _managed("lost2"), _managed("known")])
+    path = crashed._journal.path
+    other = store_at(tmp_path / "c.sqlite", exchange="other")
+    other._journal = type(crashed._journal)(path, datetime_keys=ORDER_TIMES)
+    other.write_ahead([_managed("theirs")])
+    with path.open("a") as f:
+        f.write('{"client_order_id": "cut", "symb')  # the write a SIGKILL cut short
+    restarted = store_at(tmp_path / "c.sqlite")
+    stored, problems = restarted.recover_write_ahead()
+    assert stored == 2
+    assert len(problems) == 1 and "line 5" in problems[0] and str(path) in problems[0]
+    assert restarted.get_order("lost1").state == "new"
+    assert restarted.get_order("lost2") is not None
+    assert restarted.get_order("known").reason == "stored"
+    assert restarted.get_order("theirs") is None and restarted.get_order("cut") is None
+    assert path.read_text() == "" and restarted.recover_write_ahead() == (0, [])
+    reference = store_at(tmp_path / "ref.sqlite")
+    reference.record_order(_managed("lost1"))
+    assert _row_dict(restarted.get_order("lost1")) == _row_dict(reference.get_order("lost1"))
+
+
+def test_a_failed_settle_keeps_the_orders_pending(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database refuses the settle (locked, disk full …): the error is raised, the rows
+    stay in the journal and in memory, and the next settle stores them."""
+    store = store_at(tmp_path / "f.sqlite")
+    store.write_ahead([_managed("p1")])
+
+    def refuse(rows: object) -> int:
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(store, "_insert_absent_orders", refuse)
+    with pytest.raises(OSError, match="locked"):
+        store.settle_write_ahead()
+    assert len(store._journal.read().rows) == 1
+    monkeypatch.undo()
+    store.write_ahead([_managed("p2")])
+    assert store.settle_write_ahead() == 2
+    assert count(store, OrderRow) == 2 and store._journal.read().rows == []
 
 
 def test_risk_decisions_batch_skips_stored_ones(tmp_path: Path) -> None:

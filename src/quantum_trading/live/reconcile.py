@@ -20,7 +20,9 @@ kind                   what was found → what is done
 ``position_mismatch``  stored size differs from the exchange's → the exchange's stored
 =====================  ===================================================================
 
-Nothing here ever creates an order. If the exchange cannot be read (open orders, positions,
+First, orders the last run wrote ahead to its journal but not into the database (a crash
+between the two, :meth:`TradingStore.recover_write_ahead`) are stored, in state NEW, so the
+checks below see them. Nothing here ever creates an order. If the exchange cannot be read (open orders, positions,
 balance) :class:`ReconcileError` is raised and the trader must not start; a single order that
 could not be queried is listed in :attr:`ReconcileReport.unresolved` (``report.ok`` is False):
 trade only when ``report.ok``.
@@ -304,6 +306,14 @@ async def reconcile(store: TradingStore, exchange: Exchange, *,
                           f"{unknown_orders!r}")
     now = store.now() if now is None else pd.Timestamp(now).tz_convert("UTC")
     run = _Run(store, exchange, now)
+    recovered, unreadable = store.recover_write_ahead()  # a crash after write-ahead
+    if recovered:
+        log.warning("reconcile: %d order(s) written ahead by the last run were only in its "
+                    "journal: stored now (state new), checked below", recovered)
+    for problem in unreadable:
+        text = store.redact(f"write-ahead journal line skipped: {problem}")
+        log.warning("reconcile: %s", text)
+        store.record_alert("reconcile:journal", text, level="warning", time=now)
     try:
         live = await exchange.open_orders()
         positions = await exchange.positions()

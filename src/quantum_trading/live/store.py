@@ -63,10 +63,12 @@ from quantum_trading.live.raw_statement import RawStatement
 from quantum_trading.live.redact import SecretRedactor
 from quantum_trading.live.store_orders import (
     _TERMINAL,
+    ORDER_TIMES,
     OrderPersistence,
     state_from_exchange,
 )
 from quantum_trading.live.store_upsert import Upserts
+from quantum_trading.live.write_ahead_journal import WriteAheadJournal, journal_path
 from quantum_trading.risk.limits import RiskDecision
 
 __all__ = ["ALERT_LEVELS", "WAL_CHECKPOINT_EVERY", "TradingStore", "state_from_exchange"]
@@ -109,6 +111,13 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def _is_sqlite_file(engine: Engine) -> bool:
+    """Whether ``engine`` is a SQLite database in a file (not in memory)."""
+    database = engine.url.database
+    return (engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+            and "mode=memory" not in str(engine.url))
+
+
 class TradingStore(OrderPersistence):
     """Orders, fills, positions, equity, risk decisions, alerts and trader state in one
     database (see the module docstring for the guarantees).
@@ -126,6 +135,10 @@ class TradingStore(OrderPersistence):
         and default times); None = the wall clock.
     redactor:
         Masks secrets in free text; None = one reading the environment now.
+    journal:
+        On a SQLite database file, write orders ahead to a journal file beside it
+        (:meth:`write_ahead`; :mod:`~quantum_trading.live.write_ahead_journal`); False =
+        write them ahead into the database. Other databases never use one.
 
     >>> store = TradingStore.open("sqlite://", exchange="paper")
     >>> store.set_state("trading_state", "active")
@@ -135,7 +148,7 @@ class TradingStore(OrderPersistence):
 
     def __init__(self, engine: Engine, *, exchange: str = "default",
                  clock: Callable[[], pd.Timestamp] | None = None,
-                 redactor: SecretRedactor | None = None) -> None:
+                 redactor: SecretRedactor | None = None, journal: bool = True) -> None:
         if not isinstance(engine, Engine):
             raise TypeError("TradingStore: engine must be a sqlalchemy Engine")
         if not exchange or len(exchange) > 32:
@@ -150,6 +163,12 @@ class TradingStore(OrderPersistence):
         self._drained: weakref.WeakKeyDictionary[OrderManager, tuple[int, OrderEvent]] = \
             weakref.WeakKeyDictionary()
         self._write_ahead: RawStatement | None = None
+        self._skip_insert: RawStatement | None = None
+        database = engine.url.database
+        self._journal = (WriteAheadJournal(journal_path(database, exchange),
+                                           datetime_keys=ORDER_TIMES)
+                         if journal and _is_sqlite_file(engine) and database else None)
+        self._journaled: list[dict[str, Any]] = []
         self._risk_insert: RawStatement | None = None
         self._fill_insert: RawStatement | None = None
         self._upserts = Upserts(engine.dialect.name)
@@ -178,8 +197,7 @@ class TradingStore(OrderPersistence):
         its orders are out: the connections do not checkpoint on their own
         (:func:`~quantum_trading.live.db.make_engine`), so no commit — the write-ahead of an
         order included — pays for it. Other databases: nothing to do (False)."""
-        if self.engine.dialect.name != "sqlite" or self.engine.url.database in (None, "",
-                                                                                 ":memory:"):
+        if not _is_sqlite_file(self.engine):
             return False
         self._since_checkpoint += 1
         if self._since_checkpoint < every:

@@ -4,7 +4,11 @@
 that writes orders (the store inherits it; call these methods on a ``TradingStore``):
 
 * :meth:`~OrderPersistence.write_ahead` — the trader's hot path: the orders of a bar, about
-  to be sent, in **one** committed transaction through the driver itself
+  to be sent, in one ``write`` to the journal beside a SQLite file
+  (:mod:`~quantum_trading.live.write_ahead_journal`; put into the database by
+  :meth:`~OrderPersistence.settle_write_ahead` once they are out, or by
+  :meth:`~OrderPersistence.recover_write_ahead` on the next start), else in **one**
+  committed transaction through the driver itself
   (:class:`~quantum_trading.live.raw_statement.RawStatement`);
 * :meth:`~OrderPersistence.record_order` — upsert by client order id, of our
   :class:`ManagedOrder` or of an exchange's :class:`ExchangeOrder`; a terminal order never
@@ -47,15 +51,19 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from quantum_trading.live.redact import SecretRedactor
+    from quantum_trading.live.store_upsert import Upserts
+    from quantum_trading.live.write_ahead_journal import WriteAheadJournal
     from quantum_trading.risk.limits import RiskDecision
 
-__all__ = ["OrderPersistence", "state_from_exchange"]
+__all__ = ["ORDER_TIMES", "OrderPersistence", "state_from_exchange"]
 
 log = logging.getLogger("quantum_trading.live.store")  # the store's logger (levels, redaction)
 
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 _INSERT_ORDER = sa.insert(OrderRow.__table__)  # compiled once per engine, then cached
 _ORDER_KEYS = tuple(c.key for c in OrderRow.__table__.columns if not c.primary_key)
+ORDER_TIMES = ("created_at", "sent_at", "updated_at")
+"""The ``orders`` columns holding times (the write-ahead journal writes them as text)."""
 _LIVE_STATUSES = (LiveOrderStatus.NEW, LiveOrderStatus.OPEN, LiveOrderStatus.PARTIALLY_FILLED)
 
 
@@ -86,6 +94,10 @@ class OrderPersistence:
         run_id: int | None
         _drained: weakref.WeakKeyDictionary[OrderManager, tuple[int, OrderEvent]]
         _write_ahead: RawStatement | None
+        _skip_insert: RawStatement | None
+        _journal: WriteAheadJournal | None
+        _journaled: list[dict[str, Any]]
+        _upserts: Upserts
 
         def now(self) -> pd.Timestamp: ...
 
@@ -110,40 +122,102 @@ class OrderPersistence:
             return self._upsert_order(s, order, origin)
 
     def write_ahead(self, orders: Sequence[ManagedOrder]) -> None:
-        """Write orders about to be sent (ours, not stored yet) in **one** transaction, one
-        Core ``INSERT`` for all of them; when it returns they are committed, so a crash after
-        this point leaves a record that reconcile resolves (found on the exchange, or "never
-        sent").
+        """Write orders about to be sent (ours, not stored yet) so that a crash from here on
+        leaves a record that reconcile resolves (found on the exchange, or "never sent").
+        The trader's hot path: bar in → *this* → ``create_order``.
 
-        The trader's hot path: bar in → *this* → ``create_order``: about 0.1 ms for one order on
-        SQLite (the commit itself 35 µs), a tenth of :meth:`record_order` (no ORM unit of
-        work, no read before the write; the ``INSERT`` compiled once into the driver's SQL
-        and sent through the pooled DBAPI connection, the column types' bind processors
-        applied here, see :class:`~quantum_trading.live.raw_statement.RawStatement`). Durability is the database's commit: on SQLite (WAL,
-        ``synchronous=NORMAL``, see :mod:`~quantum_trading.live.db`) a committed transaction
-        survives a crash of the process (SIGKILL included) but not necessarily a power loss
-        or an OS crash — then the last orders may be missing from the database while the
-        exchange has them, and reconcile on the next start adopts or cancels them
-        (``unknown_orders``), so nothing is lost silently. PostgreSQL commits durably.
-
-        An id already stored (a decision written twice) falls back to :meth:`record_order`
-        per order (an upsert).
+        * **SQLite file** (the default database): one ``write`` of the rows to the account's
+          :class:`~quantum_trading.live.write_ahead_journal.WriteAheadJournal` beside the
+          file (≈ 20 µs instead of a committed transaction's 150–200 µs in the trader's
+          decision path); :meth:`settle_write_ahead`, called once the orders are out, puts
+          the same rows into the database and empties the journal, and
+          :meth:`recover_write_ahead` does it on the next start after a crash in between.
+          Both survive a crash of the process (SIGKILL included), not necessarily a power
+          loss or an OS crash (SQLite's WAL with ``synchronous=NORMAL``,
+          :mod:`~quantum_trading.live.db`, may lose its last commits then too): the orders
+          may then be missing here while the exchange has them, and reconcile on the next
+          start adopts or cancels them (``unknown_orders``), so nothing is lost silently.
+        * **Any other database** (PostgreSQL, in-memory SQLite, a store opened with
+          ``journal=False``): one committed transaction, one Core ``INSERT`` for all the
+          orders compiled once into the driver's SQL
+          (:class:`~quantum_trading.live.raw_statement.RawStatement`); PostgreSQL commits
+          durably. An id already stored (a decision written twice) falls back to
+          :meth:`record_order` per order (an upsert).
         """
         if not orders:
+            return
+        rows = [self._new_order_values(o) for o in orders]
+        if self._journal is not None:
+            self._journal.append(rows)  # raises (nothing sent) when it cannot be written
+            self._journaled.extend(rows)
             return
         self.prepare_write_ahead()
         assert self._write_ahead is not None
         try:
-            self._write_ahead.run([self._new_order_values(o) for o in orders])
+            self._write_ahead.run(rows)
         except IntegrityError:
             for order in orders:
                 self.record_order(order)
 
+    def settle_write_ahead(self) -> int:
+        """Put the orders written ahead to the journal since the last call into the
+        database (one transaction; an order stored meanwhile — by the order manager's
+        events, with a later state — is kept as it is), then empty the journal. Returns how
+        many rows were new. Nothing to do without a journal or when nothing was written
+        ahead. If the database write fails the rows stay pending (journal and memory) and
+        the error is raised."""
+        if self._journal is None or not self._journaled:
+            return 0
+        rows, self._journaled = self._journaled, []
+        try:
+            stored = self._insert_absent_orders(rows)
+        except BaseException:
+            self._journaled = rows + self._journaled
+            raise
+        self._journal.clear()
+        return stored
+
+    def recover_write_ahead(self) -> tuple[int, list[str]]:
+        """On start (reconcile calls it first): store the orders a stopped or crashed run
+        wrote ahead to the journal but not into the database, with their state then
+        (``new``: reconcile finds them on the exchange or marks them never sent), and empty
+        the journal. Returns how many were stored and the journal lines that could not be
+        read ("file: line N: why" — a line cut short by a crash during the write belongs to
+        orders that were never sent). Orders the database has already are left as they
+        are. Nothing to do without a journal."""
+        if self._journal is None:
+            return 0, []
+        found = self._journal.read()
+        problems = list(found.problems)
+        rows = []
+        for row in found.rows:
+            missing = [k for k in _ORDER_KEYS if k not in row]
+            if missing:
+                problems.append(f"{self._journal.path}: order {row['client_order_id']!r}: "
+                                f"no {', '.join(missing)}")
+            elif row["exchange"] == self.exchange:
+                rows.append(row)
+        stored = self._insert_absent_orders(rows) if rows else 0
+        self._journal.clear()
+        self._journaled = []
+        return stored, problems
+
+    def _insert_absent_orders(self, rows: Sequence[dict[str, Any]]) -> int:
+        if self._skip_insert is None:
+            stmt = self._upserts.insert_or_skip(OrderRow.__table__, ("client_order_id",),
+                                                _ORDER_KEYS)
+            assert stmt is not None  # journals are kept for SQLite files only
+            self._skip_insert = RawStatement(self.engine, stmt)
+        return sum(self._skip_insert.run_each(rows))
+
     def prepare_write_ahead(self) -> None:
         """Compile the write-ahead ``INSERT`` (a :class:`RawStatement`) now, writing nothing:
         the trader's start calls it so that the first order does not pay the compilation
-        (≈ 2 ms, between bar in and order out). Called by :meth:`write_ahead` otherwise."""
-        if self._write_ahead is None:
+        (≈ 2 ms, between bar in and order out). Called by :meth:`write_ahead` otherwise.
+        With a journal, open its file instead (the first write then finds it open)."""
+        if self._journal is not None:
+            self._journal.open()
+        elif self._write_ahead is None:
             self._write_ahead = RawStatement(self.engine, _INSERT_ORDER, _ORDER_KEYS)
 
     def _new_order_values(self, o: ManagedOrder) -> dict[str, Any]:

@@ -272,10 +272,12 @@ def _quote(t: Trader, symbol: str) -> tuple[float, float]:
 
 async def send_orders(t: Trader, requests: list[tuple[OrderRequest, str, Any]], *,
                       unsent: Sequence[tuple[Any, str | None]] = ()) -> int:
-    """Write every order ahead (state ``new``, one committed transaction for the batch,
-    :meth:`TradingStore.write_ahead`; a target order's tag carries the target and its
-    bar, so a restart knows the decision was made), then send them in order through the
-    order manager; then record the risk decisions — the sent orders' and ``unsent``
+    """Write every order ahead (state ``new``, :meth:`TradingStore.write_ahead`: one write
+    to the journal beside a SQLite file, else one committed transaction for the batch; a
+    target order's tag carries the target and its bar, so a restart knows the decision was
+    made), then send them in order through the order manager; then put them into the
+    database (:meth:`TradingStore.settle_write_ahead`, also when sending raised), record
+    the risk decisions — the sent orders' and ``unsent``
     (decisions that sent nothing), in one transaction — and the trader's state. Returns how
     many were sent."""
     if not requests:
@@ -287,9 +289,12 @@ async def send_orders(t: Trader, requests: list[tuple[OrderRequest, str, Any]], 
                                       root_id=req.client_order_id)
                          for req, tag, _ in requests])
     t_written = time.perf_counter()
-    orders = [await t.om.submit(req, tag=tag) for req, tag, _ in requests]
-    t._t_out = time.perf_counter()
-    t._cpu_out = time.thread_time()
+    try:
+        orders = [await t.om.submit(req, tag=tag) for req, tag, _ in requests]
+        t._t_out = time.perf_counter()
+        t._cpu_out = time.thread_time()
+    finally:  # the orders written ahead to the journal go into the database
+        t.store.settle_write_ahead()
     t._t_send = (t_plan, t_written)
     t.store.record_risk_decisions([*((decision, req.client_order_id)
                                      for req, _, decision in requests
