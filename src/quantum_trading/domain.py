@@ -210,11 +210,10 @@ class Instrument:
     def max_notional_usd(self, leverage: float) -> float:
         """Largest position notional (USDT) allowed at ``leverage``: the top of the last tier
         whose max leverage is at least ``leverage`` (``inf`` when every tier allows it)."""
-        ok = self._tiers[:, 1] >= leverage
-        if ok.all():
-            return math.inf
-        first_bad = int(np.argmin(ok))
-        return float(self._tiers[first_bad, 0]) if first_bad > 0 else 0.0
+        for k, tier in enumerate(self.margin_tiers):  # a few tiers: Python beats numpy here
+            if not tier[1] >= leverage:
+                return float(tier[0]) if k > 0 else 0.0
+        return math.inf
 
     @classmethod
     def generic(

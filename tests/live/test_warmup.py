@@ -39,6 +39,14 @@ def spy(self, *args, **kwargs):
     return original(self, *args, **kwargs)
 
 dispatcher._DispatcherBase._compile_for_args = spy
+compile_sig = dispatcher.Dispatcher.compile
+
+def spy_compile(self, sig):  # bound entry points load through compile()
+    if deciding[0]:
+        loaded.append(self.py_func.__module__ + "." + self.py_func.__name__)
+    return compile_sig(self, sig)
+
+dispatcher.Dispatcher.compile = spy_compile
 decide = trader_bar.bar_decision
 
 async def watched(t, event):
@@ -85,22 +93,33 @@ def test_first_decision_loads_no_kernel(real_data: Path, disable: bool) -> None:
         assert kernels == []
 
 
-def test_warm_up_prepares_the_write_ahead_and_stores_nothing(real_data: Path) -> None:
-    """The write-ahead ``INSERT`` is compiled at start (≈ 2 ms the first order paid between
-    bar in and order out); the warm-up writes no row."""
+@pytest.mark.parametrize("on_file", [False, True])
+def test_warm_up_prepares_the_write_ahead_and_stores_nothing(real_data: Path, tmp_path: Path,
+                                                             on_file: bool) -> None:
+    """The write-ahead is made ready at start — the ``INSERT`` compiled (≈ 2 ms the first
+    order paid between bar in and order out), or the journal beside a SQLite file opened;
+    the warm-up writes no row and nothing into the journal."""
     import sqlalchemy as sa
 
     from quantum_trading.live.models import OrderRow, RiskDecisionRow
+    from quantum_trading.live.store import TradingStore
 
     from ._trader_helpers import paper_trader, real_bars
 
     bars = real_bars(real_data / "binance" / "futures", "1h", 60)
-    trader, _, store = paper_trader(bars)
+    store = (TradingStore.open(f"sqlite:///{tmp_path / 'w.sqlite'}", exchange="paper")
+             if on_file else None)
+    trader, _, store = paper_trader(bars, store=store)
     assert store._write_ahead is None
+    assert (store._journal is not None) == on_file
 
     async def start_only() -> None:
         await trader.start()  # ends with the warm-up
-        assert store._write_ahead is not None
+        if on_file:
+            assert store._journal._fd is not None and store._write_ahead is None
+            assert store._journal.path.read_text() == ""
+        else:
+            assert store._write_ahead is not None
         with store.transaction() as s:
             for model in (OrderRow, RiskDecisionRow):
                 assert s.scalar(sa.select(sa.func.count()).select_from(model)) == 0

@@ -10,7 +10,8 @@ first decision costs what every later one does.
 
 The warm-up runs the same functions the decision path runs — a scratch
 :class:`~quantum_trading.risk.engine.RiskEngine` with the trader's limits (the trader's own
-engine and its state are not touched), :func:`~quantum_trading.live.sizing.plan_orders` on
+engine only binds its kernels' entry points, :meth:`RiskEngine.bind_kernels`; its state is
+not touched), :func:`~quantum_trading.live.sizing.plan_orders` on
 made-up numbers, and a library strategy on a synthetic window — and prepares the store's
 write-ahead statement; it sends and stores nothing.
 """
@@ -63,6 +64,7 @@ def warm_up_decision_path(trader: Trader) -> float:
         risk = None
         if trader.risk is not None:
             own = trader.risk
+            own.bind_kernels()  # its entry points: no state read or changed
             risk = RiskEngine(own.config, symbols=symbols, leverage=trader.leverage,
                               lot_size={s: i.lot_size for s, i in trader.instruments.items()})
             risk.update(now, 1e6, positions=flat, prices=prices)

@@ -114,6 +114,10 @@ class RiskDecision:
         }
 
 
+_VERDICTS = {RiskAction.APPROVE: "approved", RiskAction.RESIZE: "resized",
+             RiskAction.REJECT: "rejected"}
+
+
 def _until(ns: int) -> str:
     return pd.Timestamp(ns, unit="ns", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
@@ -136,18 +140,17 @@ def describe_decision(
     ...                   price=100.0, equity=1000.0, leverage=20.0)
     'rejected: account leverage 20x for BTC above max_leverage 10x'
     """
-    m = float(state_acct[_k.RA_MULT])
     after = position + approved
     frac = abs(position + requested) * price / equity if equity > 0 else math.inf
-    verdict = {RiskAction.APPROVE: "approved", RiskAction.RESIZE: "resized",
-               RiskAction.REJECT: "rejected"}[action]
-    cut = ", flip cut to a close" if action == RiskAction.RESIZE and after == 0.0 else ""
-    day = int(state_ints[_k.RI_DAY])
-    week = int(state_ints[_k.RI_WEEK])
-    if reason == RiskReason.OK:
+    verdict = _VERDICTS[action]
+    if reason == RiskReason.OK:  # the usual two first: the trader's decision path
         return f"{verdict}: {symbol} position {frac:.4g}x equity within every limit"
     if reason == RiskReason.REDUCES_RISK:
         return f"{verdict}: reduces |{symbol}| from {abs(position):.8g} to {abs(after):.8g}"
+    m = float(state_acct[_k.RA_MULT])
+    cut = ", flip cut to a close" if action == RiskAction.RESIZE and after == 0.0 else ""
+    day = int(state_ints[_k.RI_DAY])
+    week = int(state_ints[_k.RI_WEEK])
     if reason == RiskReason.MAX_DRAWDOWN:
         peak = float(state_acct[_k.RA_PEAK])
         return (f"{verdict}{cut}: halted, equity fell {config.max_drawdown_pct}% or more from "
