@@ -24,6 +24,7 @@ Binance revises them from time to time: pass your own ``margin_tiers`` for curre
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag, StrEnum
@@ -158,6 +159,7 @@ class Instrument:
     taker_fee_bps: float = 4.0
     maker_fee_bps: float = 2.0
     _tiers: np.ndarray = field(init=False, repr=False, compare=False, hash=False)
+    _floors: tuple[float, ...] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -192,6 +194,7 @@ class Instrument:
                           f"(margin jumps from {left} to {right} at {floor} USD)")
         arr.setflags(write=False)
         object.__setattr__(self, "_tiers", arr)
+        object.__setattr__(self, "_floors", tuple(float(t[0]) for t in tiers))
 
     @property
     def tiers_array(self) -> np.ndarray:
@@ -200,7 +203,8 @@ class Instrument:
 
     def tier_index(self, notional_usd: float) -> int:
         """0-based tier of a position of ``notional_usd`` (absolute)."""
-        return int(np.searchsorted(self._tiers[:, 0], abs(notional_usd), side="right") - 1)
+        # Python's bisect on the floors: numpy's searchsorted costs ~2 µs a call on a few tiers
+        return bisect.bisect_right(self._floors, abs(notional_usd)) - 1
 
     def maintenance_margin_usd(self, notional_usd: float) -> float:
         """Maintenance margin (USDT) of a position of ``notional_usd`` (absolute)."""

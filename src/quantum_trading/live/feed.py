@@ -27,6 +27,7 @@ clock one bar per event itself: lock-step paper trading over HTTP.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -497,6 +498,7 @@ class BarHistory:
         self._columns: tuple[str, ...] = ()
         self._block = np.empty((0, self._cap))
         self._column_index: pd.Index | None = None
+        self._indexed = 0  # columns in _column_index
 
     def __len__(self) -> int:
         return self._n
@@ -544,8 +546,9 @@ class BarHistory:
         whose argument checks cost about 0.3 ms a call — a quarter of a decision's budget.
         """
         lo = 0 if n is None else max(self._n - int(n), 0)
-        if self._column_index is None or len(self._column_index) != len(self._columns):
+        if self._column_index is None or self._indexed != len(self._columns):
             self._column_index = pd.Index(list(self._columns))
+            self._indexed = len(self._columns)  # (an Arrow-backed index's len() is slow)
         frame = _frame_view(self._times[lo:self._n], self._block[:, lo:self._n],
                             self._column_index)
         frame.attrs["symbol"] = self.symbol
@@ -567,17 +570,25 @@ def _frame_view(times_ns: np.ndarray, block: np.ndarray, columns: pd.Index | Seq
     frame, slower); ``tests/live/test_feed_history.py`` checks both give equal frames."""
     cols = columns if isinstance(columns, pd.Index) else pd.Index(list(columns))
     try:
-        from pandas._libs.internals import BlockPlacement
-        from pandas.core.internals.blocks import new_block_2d
-        from pandas.core.internals.managers import BlockManager
-
+        placement, new_block_2d, block_manager = _pandas_internals()
         values = pd.arrays.DatetimeArray._simple_new(times_ns.view("M8[ns]"), dtype=_UTC)
         index = pd.DatetimeIndex._simple_new(values, name="date")
-        blk = new_block_2d(block, placement=BlockPlacement(slice(0, len(cols))))
-        mgr = BlockManager((blk,), [cols, index])
+        blk = new_block_2d(block, placement=placement(slice(0, block.shape[0])))
+        mgr = block_manager((blk,), [cols, index])
         return pd.DataFrame._from_mgr(mgr, axes=mgr.axes)
     except (ImportError, AttributeError, TypeError, ValueError, AssertionError):
         return _frame_public(times_ns, block, cols)
+
+
+@functools.cache
+def _pandas_internals() -> tuple[Any, Any, Any]:
+    """pandas' ``BlockPlacement``, ``new_block_2d`` and ``BlockManager`` (imported once: an
+    import statement in the window's path costs a few µs a bar)."""
+    from pandas._libs.internals import BlockPlacement
+    from pandas.core.internals.blocks import new_block_2d
+    from pandas.core.internals.managers import BlockManager
+
+    return BlockPlacement, new_block_2d, BlockManager
 
 
 def _frame_public(times_ns: np.ndarray, block: np.ndarray, columns: pd.Index) -> pd.DataFrame:
