@@ -12,11 +12,14 @@ latency, ``--metric-bars`` 1m bars for the metrics).
   moment its last order has been handed to the exchange (``create_order`` returned), for the
   bars that sent orders; also the CPU time of the trader's thread over the same span (what
   the code costs, without the time the OS gave to other processes). Split into: account
-  read + risk observation + exits + the strategy's window, strategy, sizing + risk checks,
-  write-ahead record (every order of the bar in one committed SQLite transaction), submit.
-  Two runs: ``trend_following`` as is (an order on a cross; default risk limits: 10 % of
-  equity a position) and with ``rebalance="every_bar"`` and a 1.5× position cap (the
-  position is re-sized to the target almost every bar: many samples).
+  read + risk observation + exits, strategy (stepped by one bar, or recomputed on its
+  window), sizing + risk checks, write-ahead (every order of the bar in one ``write`` to the
+  journal beside the SQLite file), submit. Three runs: ``trend_following`` as is (an order
+  on a cross; default risk limits: 10 % of equity a position); with ``rebalance=
+  "every_bar"`` and a 1.5× position cap (the position is re-sized to the target almost
+  every bar: many samples); and that again with the rule recomputed on its whole window
+  each bar instead of stepped (``window_bars`` = every bar of the run: the same decisions,
+  the cost of a strategy that cannot be stepped).
 * **orders_per_s** — the paper exchange alone: resting limit orders created (up to 1,000
   open: each create reads the margin reserved by every open order, so the rate falls as the
   book grows); create + cancel pairs; market orders created and filled by the next bar
@@ -88,12 +91,14 @@ def latency(n_bars: int, folder: Path) -> dict[str, Any]:
     """Decision latency of two runs (see the module docstring), in milliseconds."""
     bars = _bars("5m", n_bars)
     out: dict[str, Any] = {}
-    for name, account, risk in (
-            ("on_change", AccountConfig(), RiskConfig()),
-            ("every_bar", AccountConfig(rebalance="every_bar"), RiskConfig(max_position_frac=1.5))):
+    every_bar = AccountConfig(rebalance="every_bar"), RiskConfig(max_position_frac=1.5)
+    for name, (account, risk), window in (
+            ("on_change", (AccountConfig(), RiskConfig()), None),
+            ("every_bar", every_bar, None),
+            ("every_bar_recomputed", every_bar, n_bars)):
         trader, _ = _trader(bars, f"sqlite:///{folder / f'lat-{name}.sqlite'}", "5m",
                             account=account, params={"fast": 10, "slow": 30, "direction": "both"},
-                            position_monitor=None, risk=risk)
+                            position_monitor=None, risk=risk, window_bars=window)
         t0 = time.perf_counter()
         summary = asyncio.run(trader.run())
         wall = time.perf_counter() - t0

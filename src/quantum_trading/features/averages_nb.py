@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["RESEED_EVERY", "ema_nb", "macd_nb", "sma_nb", "wma_nb"]
+__all__ = ["RESEED_EVERY", "ema_nb", "ema_next_nb", "macd_nb", "sma_nb", "wma_nb"]
 
 RESEED_EVERY = 1024
 """Bars between exact recomputations of a running window sum (at least ``period``)."""
@@ -90,6 +90,14 @@ def _sma_pass_nb(x: np.ndarray, period: int, out: np.ndarray, checked: bool) -> 
 
 
 @njit(cache=True, fastmath=_FMA)
+def ema_next_nb(prev: float, v: float, decay: float, k: float) -> float:
+    """One EMA update, ``prev·decay + v·k`` (fused multiply-add as compiled): the step of
+    :func:`ema_nb`, also called one value at a time by the live trader's stepped strategies
+    (:class:`~quantum_trading.strategies.library.stepping.EmaStep`), so both round alike."""
+    return prev * decay + v * k
+
+
+@njit(cache=True, fastmath=_FMA)
 def ema_nb(x: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
     """Exponential moving average, ``k = 2 / (period + 1)``, seeded with the SMA of the first
     ``period`` values (TA-Lib EMA, lookback period-1)."""
@@ -117,7 +125,7 @@ def ema_nb(x: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndar
             prev = total / period
             out[i] = prev
         else:
-            prev = prev * decay + v * k
+            prev = ema_next_nb(prev, v, decay, k)
             out[i] = prev
     return out
 

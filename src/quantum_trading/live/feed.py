@@ -499,6 +499,7 @@ class BarHistory:
         self._block = np.empty((0, self._cap))
         self._column_index: pd.Index | None = None
         self._indexed = 0  # columns in _column_index
+        self._appended = 0  # bars accepted since creation (dropped ones included)
 
     def __len__(self) -> int:
         return self._n
@@ -531,6 +532,25 @@ class BarHistory:
         for k, name in enumerate(self._columns):
             self._block[k, i] = row.get(name, np.nan)
         self._n = i + 1
+        self._appended += 1
+
+    @property
+    def appended(self) -> int:
+        """Bars accepted since the history was made (those dropped at ``max_bars`` included):
+        a reader remembers it to read only the bars added since (:meth:`rows_since`)."""
+        return self._appended
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The column names, in the order of :meth:`rows_since`'s rows."""
+        return self._columns
+
+    def rows_since(self, appended: int) -> tuple[np.ndarray, np.ndarray]:
+        """The bars accepted after the first ``appended`` ones (those still kept): their open
+        times (UTC ns) and their values (columns × bars, a view: read it, do not write)."""
+        m = min(max(self._appended - int(appended), 0), self._n)
+        lo = self._n - m
+        return self._times[lo:self._n], self._block[:, lo:self._n]
 
     def extend(self, frame: pd.DataFrame) -> None:
         """Append every row of ``frame`` (UTC bar-open index)."""

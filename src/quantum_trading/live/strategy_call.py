@@ -20,9 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from quantum_trading.errors import DataError
+from quantum_trading.live.feed import BarHistory
 from quantum_trading.live.sizing import ExitRules, exit_rules, exit_rules_of, target_row
 from quantum_trading.strategies import Strategy
 from quantum_trading.strategies.library._common import (
@@ -31,6 +33,7 @@ from quantum_trading.strategies.library._common import (
     input_columns,
     ohlcv_frame,
 )
+from quantum_trading.strategies.library.stepping import SignalStepper
 
 __all__ = ["StrategyCall", "StrategyResult"]
 
@@ -80,6 +83,65 @@ class StrategyCall:
                        and type(strategy).signals is LibraryStrategy.signals)
         self._columns = input_columns(tuple(getattr(strategy, "required_columns", ())),
                                       self.params)
+        self._steppers: dict[str, SignalStepper] | None = None
+        self._seen: dict[str, int] = {}  # bars of each history the steppers have taken
+        self.steppable = self.direct and strategy.stepper(self.params) is not None
+        """Whether :meth:`on_history` steps the rule (a library rule with an event stepper)."""
+
+    def on_history(self, histories: Mapping[str, BarHistory], window_bars: int | None
+                   ) -> StrategyResult:
+        """The strategy on the trader's histories: **stepped** (each bar added since the last
+        call fed to the rule's :class:`~quantum_trading.strategies.library.stepping.
+        SignalStepper`, a few µs whatever the history's length) when the rule can be
+        stepped and the window is every bar (``window_bars=None``); else on the last
+        ``window_bars`` bars of each history (:meth:`__call__`). Both give the same targets
+        and exit rules (``tests/strategies/test_stepping.py``,
+        ``tests/live/test_strategy_call.py``). A stepped rule goes on past the history's
+        ``max_history_bars``: it has seen every bar since the start, as a backtest over
+        them (the window recomputation would forget the dropped bars).
+
+        The first stepped call (the trader's warm-up makes it, :meth:`prime`) takes the whole
+        history. Histories whose bars differ across symbols, or that lack a column the rule
+        reads, go to :meth:`__call__`, which raises the error."""
+        if window_bars is None and self.steppable:
+            result = self._step(histories)
+            if result is not None:
+                return result
+        return self({s: histories[s].window(window_bars) for s in self.symbols})
+
+    def prime(self, histories: Mapping[str, BarHistory]) -> None:
+        """Feed the steppers every bar of the histories now (the trader's start, so that its
+        first decision does not); nothing when the rule is not stepped."""
+        if self.steppable:
+            self._step(histories)
+
+    def _step(self, histories: Mapping[str, BarHistory]) -> StrategyResult | None:
+        first = histories[self.symbols[0]]
+        if any(not set(self._columns).issubset(histories[s].columns) for s in self.symbols) \
+                or any(histories[s].appended != first.appended or len(histories[s]) != len(first)
+                       for s in self.symbols[1:]):
+            return None
+        steppers = self._steppers
+        if steppers is None or first.appended - self._seen[self.symbols[0]] > len(first):
+            steppers = {s: self.strategy.stepper(self.params) for s in self.symbols}
+            self._seen = {s: first.appended - len(first) for s in self.symbols}
+        new = [histories[s].rows_since(self._seen[s]) for s in self.symbols]
+        for times, _ in new[1:]:
+            if not np.array_equal(times, new[0][0]):
+                return None
+        for s, (_, values) in zip(self.symbols, new, strict=True):
+            stepper, names = steppers[s], histories[s].columns
+            for column in values.T.tolist():
+                stepper.step(dict(zip(names, column, strict=True)))
+            self._seen[s] = histories[s].appended
+        self._steppers = steppers
+        targets = {s: steppers[s].target for s in self.symbols}
+
+        def exits(symbol: str) -> ExitRules:
+            stepper = steppers[symbol]
+            return exit_rules_of(stepper.stop_loss, stepper.take_profit, None, symbol, 1)
+
+        return StrategyResult(targets, exits)
 
     def __call__(self, windows: Mapping[str, pd.DataFrame]) -> StrategyResult:
         """The strategy on ``windows`` (symbol → OHLCV window, one shared index). A

@@ -20,11 +20,14 @@ replay, fill at bar t+1's open — the simulator's timing):
 3. exits follow the positions: a position that opened gets the stop-loss / take-profit of the
    decision that opened it (resting reduce-only stop orders, or the position monitor), a
    closed one loses them; the position monitor polls;
-4. the strategy's signals on the history window; the last target row passes
+4. the strategy's signals on the history (a library rule that can be stepped takes only the
+   new bar, :meth:`~quantum_trading.live.strategy_call.StrategyCall.on_history`; any other
+   is recomputed on the window); the last target row passes
    :func:`~quantum_trading.live.sizing.read_targets`; the risk engine observes the equity at
    the reference instant (the next open: stamped with bar t+1's open time); the orders are
    sized and risk-checked (:func:`~quantum_trading.live.sizing.plan_orders`);
-5. the bar's orders are written to the store in one committed transaction (state ``new``;
+5. the bar's orders are written ahead (state ``new``: one write to the journal beside a
+   SQLite file, else one committed transaction, :meth:`TradingStore.write_ahead`;
    a target order's tag carries its target and bar, so a restart knows the decision was
    made), *then* sent through the
    :class:`~quantum_trading.execution.order_manager.OrderManager` (market orders, reductions

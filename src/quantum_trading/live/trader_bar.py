@@ -125,10 +125,9 @@ async def _decide(t: Trader, event: FeedEvent, balance: Any,
             return 0
     if t.halted:
         return 0
-    window = {s: t.history[s].window(t.config.window_bars) for s in t.symbols}
     t0 = time.perf_counter()
     try:
-        result = t._call_strategy(window)
+        result = t._call_strategy.on_history(t.history, t.config.window_bars)
         raw = result.targets
         t._t_strategy = (t0, time.perf_counter())
     except Exception as exc:

@@ -12,8 +12,10 @@ The warm-up runs the same functions the decision path runs — a scratch
 :class:`~quantum_trading.risk.engine.RiskEngine` with the trader's limits (the trader's own
 engine only binds its kernels' entry points, :meth:`RiskEngine.bind_kernels`; its state is
 not touched), :func:`~quantum_trading.live.sizing.plan_orders` on
-made-up numbers, and a library strategy on a synthetic window — and prepares the store's
-write-ahead statement; it sends and stores nothing.
+made-up numbers, and a library strategy on a synthetic window (and, for a rule the trader
+steps, a scratch stepper over it; the trader's own stepper then takes the warm-up bars,
+:meth:`~quantum_trading.live.strategy_call.StrategyCall.prime`) — and prepares the store's
+write-ahead; it sends and stores nothing.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ def warm_up_decision_path(trader: Trader) -> float:
         if call.direct:  # a library strategy: its own rule, no user code
             window = _synthetic_window(trader)
             call({s: window for s in symbols})
+            if call.steppable:  # its step functions too (a scratch stepper)
+                scratch = call.strategy.stepper(call.params)
+                for row in window.to_dict("records"):
+                    scratch.step(row)
+            call.prime(trader.history)  # a stepped rule takes the warm-up bars now
     except Exception as exc:  # warm-up only: the first bar will load them
         log.debug("warm-up of the decision path failed (%s: %s); the first bar loads the "
                   "kernels", type(exc).__name__, exc)

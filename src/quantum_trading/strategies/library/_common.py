@@ -34,6 +34,7 @@ from quantum_trading.strategies.base import (
     ParamSpace,
     target_column,
 )
+from quantum_trading.strategies.library.stepping import EventStep, SignalStepper
 from quantum_trading.strategies.positions_nb import position_from_entries_exits_nb
 
 __all__ = [
@@ -224,6 +225,23 @@ class LibraryStrategy:
     def events(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> Events:
         """The rule's events on one asset's bars (all known at bar t's close), as arrays."""
         raise NotImplementedError
+
+    def event_stepper(self, p: Mapping[str, Any]) -> EventStep | None:
+        """The rule's :meth:`events` one bar at a time, with its own indicator state (see
+        :mod:`~quantum_trading.strategies.library.stepping`), or None when the rule is only
+        vectorised (the default). The live trader steps a rule that has one instead of
+        recomputing its whole history each bar."""
+        return None
+
+    def stepper(self, p: Mapping[str, Any]) -> SignalStepper | None:
+        """A fresh :class:`~quantum_trading.strategies.library.stepping.SignalStepper` of one
+        asset with parameters ``p`` (validated): the targets of :meth:`asset_signals`, bar
+        by bar. None when the rule has no :meth:`event_stepper`, overrides
+        :meth:`asset_signals`, or has ATR stops."""
+        if type(self).asset_signals is not LibraryStrategy.asset_signals or _atr_stops(p):
+            return None
+        events = self.event_stepper(p)
+        return None if events is None else SignalStepper(events, p)
 
     def asset_signals(self, frame: pd.DataFrame, p: Mapping[str, Any]) -> AssetSignals:
         """Target and stops of one asset: the entry/exit state machine on :meth:`events`.

@@ -19,6 +19,7 @@ quantum_trading.errors.ConfigError: parameters break the rule fast < slow (fast=
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,7 @@ from quantum_trading.strategies.library._common import (
     float_columns,
     shift_one,
 )
+from quantum_trading.strategies.library.stepping import EmaStep, EventStep
 
 __all__ = ["TrendFollowing", "trend_following"]
 
@@ -85,6 +87,22 @@ class TrendFollowing(LibraryStrategy):
             short_exit=d > 0.0,
             ready=~np.isnan(d),
         )
+
+    def event_stepper(self, p: Mapping[str, Any]) -> EventStep:
+        """:meth:`events` one bar at a time (the two EMAs and the previous difference carried
+        from bar to bar; the same values, see :mod:`~quantum_trading.strategies.library.
+        stepping`)."""
+        fast, slow = EmaStep(int(p["fast"])), EmaStep(int(p["slow"]))
+        prev = [math.nan]  # d one bar earlier (NaN before the first bar, as shift_one)
+
+        def step(row: Mapping[str, float]) -> tuple[bool, bool, bool, bool, bool]:
+            close = float(row["close"])
+            d = fast(close) - slow(close)
+            before, prev[0] = prev[0], d
+            return (d > 0.0 and before <= 0.0, d < 0.0, d < 0.0 and before >= 0.0, d > 0.0,
+                    not math.isnan(d))
+
+        return step
 
 
 trend_following = TrendFollowing()
