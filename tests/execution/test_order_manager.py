@@ -614,3 +614,30 @@ def test_exchange_error_text_is_redacted_everywhere(caplog: pytest.LogCaptureFix
     fake = FakeExchange()
     with pytest.raises(ConfigError, match="redact must be a callable"):
         OrderManager(fake, clock=fake.clock, redact="no")  # type: ignore[arg-type]
+
+
+def test_client_order_ids_do_not_repeat_whatever_seeds_the_global_random() -> None:
+    """Ids come from the module's own generator (seeded from the OS): a program that seeds
+    Python's global ``random`` for reproducibility does not make a restart reuse ids; a
+    forked child draws other ids than its parent."""
+    import os
+    import random
+
+    from quantum_trading.execution.models import new_client_order_id
+
+    random.seed(0)
+    first = new_client_order_id("t")
+    random.seed(0)
+    again = new_client_order_id("t")
+    assert first != again and first.startswith("t-") and len(first) == 26
+    assert len({new_client_order_id() for _ in range(50_000)}) == 50_000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send one id and leave at once
+        os.write(write, new_client_order_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert child != new_client_order_id() and len(child) == 27

@@ -11,7 +11,8 @@ doubles an order, and an order whose answer was lost can be found again by that 
 
 from __future__ import annotations
 
-import uuid
+import os
+import random
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -75,13 +76,25 @@ TERMINAL_STATUSES = frozenset(
 """Statuses after which an order never changes again."""
 
 
-def new_client_order_id(prefix: str = "qt") -> str:
-    """A fresh client order id: ``prefix`` + 24 hex characters (Binance allows ≤ 36 chars).
+_ID_BITS = random.Random()  # seeded from os.urandom; nothing else draws from or seeds it
+if hasattr(os, "register_at_fork"):  # a forked child must not repeat its parent's ids
+    os.register_at_fork(after_in_child=_ID_BITS.seed)
 
-    >>> len(new_client_order_id())
-    27
+
+def new_client_order_id(prefix: str = "qt") -> str:
+    """A fresh client order id: ``prefix`` + 24 hex characters (96 random bits; Binance
+    allows ≤ 36 characters).
+
+    The bits come from a generator of this module alone, seeded from the operating system's
+    entropy when the module loads and again in a forked child — not from ``uuid4``, whose
+    ``os.urandom`` call costs 20–30 µs in the trader's decision path on a virtual machine.
+    No one else seeds it (a ``random.seed(0)`` elsewhere, e.g. for a reproducible backtest,
+    does not touch it), so ids do not repeat across runs; the ids are not secrets.
+
+    >>> len(new_client_order_id()), new_client_order_id() != new_client_order_id()
+    (27, True)
     """
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+    return f"{prefix}-{_ID_BITS.getrandbits(96):024x}"
 
 
 @dataclass(frozen=True)
