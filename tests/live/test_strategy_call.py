@@ -40,17 +40,21 @@ def _same_exits(a: object, b: object) -> bool:
                for x, y in zip(a.as_dict().values(), b.as_dict().values(), strict=True))
 
 
-@pytest.mark.parametrize("params", [
-    {"fast": 10, "slow": 30, "direction": "both"},
-    {"fast": 5, "slow": 20, "direction": "long", "stop_loss_pct": 2.0, "take_profit_pct": 4.0},
+@pytest.mark.parametrize(("name", "params"), [
+    ("trend_following", {"fast": 10, "slow": 30, "direction": "both"}),
+    ("trend_following", {"fast": 5, "slow": 20, "direction": "long", "stop_loss_pct": 2.0,
+                         "take_profit_pct": 4.0}),
+    ("momentum_breakout", {"lookback": 10, "exit_lookback": 5, "volume_factor": 1.2,
+                           "direction": "both"}),
 ])
-def test_stepped_call_equals_the_window_call(binance_futures_dir: Path, params: dict) -> None:
+def test_stepped_call_equals_the_window_call(binance_futures_dir: Path, name: str,
+                                             params: dict) -> None:
     """Two symbols, 150 warm-up bars primed, then one bar a call — and a catch-up of three
     bars in one call — against the rule recomputed on the whole history each time."""
     frames = {s: real_bars(binance_futures_dir, "1h", 700, sym)
               for s, sym in (("BTC/USDT:USDT", "BTC_USDT_USDT"),
                              ("ETH/USDT:USDT", "ETH_USDT_USDT"))}
-    strategy = get_strategy("trend_following")
+    strategy = get_strategy(name)
     p = strategy.params.validate(params)
     symbols = list(frames)
     stepped = StrategyCall(strategy, p, symbols)

@@ -19,6 +19,7 @@ target is ``{-1, 0, +1} × size``, 0 until the channels and the volume mean exis
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ from quantum_trading.strategies.library._common import (
     float_columns,
     shift_one,
 )
+from quantum_trading.strategies.library.stepping import EventStep, HighLowStep, SmaStep
 
 __all__ = ["MomentumBreakout", "momentum_breakout"]
 
@@ -102,6 +104,30 @@ class MomentumBreakout(LibraryStrategy):
             short_exit=close > exit_[0],
             ready=ready,
         )
+
+    def event_stepper(self, p: Mapping[str, Any]) -> EventStep:
+        """:meth:`events` one bar at a time: the two channels and the volume mean of the
+        bars before (each carried from the previous bar, as ``shift_one``), the same values
+        (see :mod:`~quantum_trading.strategies.library.stepping`)."""
+        entry, exit_ = HighLowStep(int(p["lookback"])), HighLowStep(int(p["exit_lookback"]))
+        volume_mean = SmaStep(int(p["volume_period"]))
+        factor = float(p["volume_factor"])
+        nan = math.nan
+        prior = [nan, nan, nan, nan, nan]  # entry hi, lo, exit hi, lo, volume mean: bar before
+
+        def step(row: Mapping[str, float]) -> tuple[bool, bool, bool, bool, bool]:
+            high, low = float(row["high"]), float(row["low"])
+            close, volume = float(row["close"]), float(row["volume"])
+            up, down, exit_up, exit_down, mean = prior
+            heavy = volume > factor * mean
+            ready = not (math.isnan(up) or math.isnan(exit_up) or math.isnan(mean))
+            prior[:2] = entry(high, low)
+            prior[2:4] = exit_(high, low)
+            prior[4] = volume_mean(volume)
+            return (close > up and heavy, close < exit_down, close < down and heavy,
+                    close > exit_up, ready)
+
+        return step
 
 
 momentum_breakout = MomentumBreakout()

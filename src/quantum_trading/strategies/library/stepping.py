@@ -16,7 +16,9 @@ Exactness: the steps repeat the kernels' operations in the same order in IEEE do
 arithmetic — the EMA update through the compiled function :func:`~quantum_trading.features.
 averages_nb.ema_nb` itself uses (:func:`~quantum_trading.features.averages_nb.ema_next_nb`:
 compiled with fused multiply-add, it rounds unlike Python's ``a * b + c * d``) —
-(:class:`EmaStep` is :func:`~quantum_trading.features.averages_nb.ema_nb`,
+(:class:`EmaStep` is :func:`~quantum_trading.features.averages_nb.ema_nb`, :class:`SmaStep`
+:func:`~quantum_trading.features.averages_nb.sma_nb`, :class:`HighLowStep` the channel of
+:func:`~quantum_trading.features.rolling_nb.donchian_nb`,
 :class:`PositionStep` is :func:`~quantum_trading.strategies.positions_nb.
 position_from_entries_exits_nb`), so a stepped target equals the vectorised one bit for bit;
 ``tests/strategies/test_stepping.py`` checks it bar by bar on real data.
@@ -29,13 +31,14 @@ ATR (the stop distance is read from the ATR at the decision bar), and strategies
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from quantum_trading.domain import StopSpec
-from quantum_trading.features.averages_nb import ema_next_nb
+from quantum_trading.features.averages_nb import RESEED_EVERY, ema_next_nb
 
-__all__ = ["EmaStep", "EventStep", "PositionStep", "SignalStepper"]
+__all__ = ["EmaStep", "EventStep", "HighLowStep", "PositionStep", "SignalStepper", "SmaStep"]
 
 EventStep = Callable[[Mapping[str, float]], tuple[bool, bool, bool, bool, bool]]
 """One bar's values (column → float) → ``(long_entry, long_exit, short_entry, short_exit,
@@ -77,6 +80,84 @@ class EmaStep:
             return self.prev
         self.prev = float(ema_next_nb(self.prev, v, self.decay, self.k))  # ema_nb's rounding
         return self.prev
+
+
+class SmaStep:
+    """:func:`~quantum_trading.features.averages_nb.sma_nb` one value at a time: the running
+    window sum (adding the new value, taking out the one ``period`` bars back), summed again
+    left to right every ``max(period, RESEED_EVERY)`` bars as the kernel does, restarted after
+    a non-finite value; NaN until ``period`` values.
+
+    >>> sma = SmaStep(2)
+    >>> [sma(v) for v in (1.0, 3.0, 5.0)]
+    [nan, 2.0, 4.0]
+    """
+
+    __slots__ = ("count", "inv", "period", "reseed", "since", "total", "window")
+
+    def __init__(self, period: int) -> None:
+        self.period = int(period)
+        self.inv = 1.0 / self.period
+        self.reseed = max(self.period, RESEED_EVERY)
+        self.window: deque[float] = deque(maxlen=self.period + 1)
+        self.count = 0
+        self.since = 0
+        self.total = 0.0
+
+    def __call__(self, v: float) -> float:
+        if not math.isfinite(v):
+            self.count = 0
+            self.total = 0.0
+            self.window.clear()
+            return math.nan
+        self.window.append(v)  # the last period + 1 values: the one leaving is window[0]
+        self.count += 1
+        if self.count < self.period:
+            self.total += v
+            return math.nan
+        if self.count == self.period:
+            self.total += v
+            self.since = 0
+        else:
+            self.since += 1
+            if self.since == self.reseed:
+                self.since = 0
+                total = 0.0
+                for j in range(1, self.period + 1):  # left to right, as _window_sum_nb
+                    total += self.window[j]
+                self.total = total
+            else:
+                self.total += v - self.window[0]
+        return self.total * self.inv
+
+
+class HighLowStep:
+    """The upper and lower rows of :func:`~quantum_trading.features.rolling_nb.donchian_nb`
+    one bar at a time: the highest high and lowest low of the last ``period`` bars, restarted
+    after a bar whose high or low is not finite; NaN until ``period`` bars.
+
+    >>> hl = HighLowStep(2)
+    >>> [hl(h, l) for h, l in ((3.0, 1.0), (4.0, 2.0), (2.0, 0.5))]
+    [(nan, nan), (4.0, 1.0), (4.0, 0.5)]
+    """
+
+    __slots__ = ("highs", "lows", "period")
+
+    def __init__(self, period: int) -> None:
+        self.period = int(period)
+        self.highs: deque[float] = deque(maxlen=self.period)
+        self.lows: deque[float] = deque(maxlen=self.period)
+
+    def __call__(self, high: float, low: float) -> tuple[float, float]:
+        if not (math.isfinite(high) and math.isfinite(low)):
+            self.highs.clear()
+            self.lows.clear()
+            return math.nan, math.nan
+        self.highs.append(high)
+        self.lows.append(low)
+        if len(self.highs) < self.period:
+            return math.nan, math.nan
+        return max(self.highs), min(self.lows)
 
 
 class PositionStep:
