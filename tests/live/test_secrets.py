@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from quantum_trading.domain import Side
@@ -229,3 +230,23 @@ def test_exchange_error_texts_are_masked_whatever_the_handler(
             assert secret not in report
         for f in sorted(tmp_path.glob("t.sqlite*")):
             assert secret.encode() not in f.read_bytes(), f.name
+
+
+def test_the_write_ahead_journal_masks_secrets(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orders written ahead sit in the journal beside the database until they are settled:
+    a tag quoting the credentials is masked there too, and in the row recovered from it."""
+    from quantum_trading.execution.order_state import ManagedOrder
+
+    monkeypatch.setenv("BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    store = TradingStore.open(f"sqlite:///{tmp_path / 'j.sqlite'}", exchange="leaky")
+    request = market(Side.BUY, 1.0, "ahead-1")
+    store.write_ahead([ManagedOrder(request=request, created_at=pd.Timestamp.now(tz="UTC"),
+                                    tag=f"tag {KEY} {SECRET}", reason=f"why {SECRET}")])
+    journal = store._journal.path
+    data = journal.read_bytes()
+    assert data and KEY.encode() not in data and SECRET.encode() not in data
+    restarted = TradingStore.open(f"sqlite:///{tmp_path / 'j.sqlite'}", exchange="leaky")
+    assert restarted.recover_write_ahead() == (1, [])
+    assert restarted.get_order("ahead-1").tag.count("***") == 2
