@@ -24,7 +24,6 @@ from quantum_trading.execution.order_state import ManagedOrder
 from quantum_trading.execution.position_monitor import ExitAction, ExitTrigger
 from quantum_trading.live.models import Alert, FillRow, OrderEventRow, OrderRow
 from quantum_trading.live.store import TradingStore
-from quantum_trading.live.store_orders import ORDER_TIMES
 from quantum_trading.live.store_upsert import Upserts
 from quantum_trading.risk import RiskConfig, RiskEngine
 from quantum_trading.risk.limits import RiskAction, RiskDecision, RiskReason, TradingState
@@ -266,9 +265,9 @@ def test_write_ahead_stores_what_record_order_stores(tmp_path: Path, journal: bo
     for cid in ("w1", "w2"):
         b.record_order(_managed(cid))
     if journal:
-        assert count(a, OrderRow) == 0 and len(a._journal.read().rows) == 2
+        assert count(a, OrderRow) == 0 and len(a._journal.read().orders) == 2
         assert a.settle_write_ahead() == 2
-        assert a._journal.read().rows == [] and a.settle_write_ahead() == 0
+        assert a._journal.read().orders == [] and a.settle_write_ahead() == 0
     else:
         assert a._journal is None and a.settle_write_ahead() == 0
     assert count(a, OrderRow) == 2
@@ -291,36 +290,35 @@ def test_only_sqlite_files_get_a_journal(tmp_path: Path) -> None:
     """The journal sits beside a SQLite file, named after the file and the account; an
     in-memory database or ``journal=False`` writes ahead into the database."""
     assert store_at(tmp_path / "t.sqlite", exchange="binance usdm")._journal.path == \
-        tmp_path / "t.sqlite.binance_usdm.write-ahead.jsonl"
+        tmp_path / "t.sqlite.binance_usdm.write-ahead.log"
     assert TradingStore.open("sqlite://", exchange="x")._journal is None
     assert store_at(tmp_path / "u.sqlite", journal=False)._journal is None
 
 
 def test_recover_write_ahead_stores_what_a_crash_left_in_the_journal(tmp_path: Path) -> None:
     """A run killed between the journal write and the database (no settle): the next start's
-    recover stores those orders (state new; one already stored is kept as it is), skips a
-    line cut short, reports it, leaves another account's rows alone and empties the
-    journal. Reconcile then sees the orders."""
+    recover stores those orders (state new, the row a fresh write-ahead stores; one already
+    stored is kept as it is), skips a line cut short and one that is not an order, reports
+    them, and empties the journal."""
     crashed = store_at(tmp_path / "c.sqlite")
     crashed.record_order(_managed("known", reason="stored"))
     crashed.write_ahead([_managed("lost1"), _managed("lost2"), _managed("known")])
     path = crashed._journal.path
-    other = store_at(tmp_path / "c.sqlite", exchange="other")
-    other._journal = type(crashed._journal)(path, datetime_keys=ORDER_TIMES)
-    other.write_ahead([_managed("theirs")])
     with path.open("a") as f:
-        f.write('{"client_order_id": "cut", "symb')  # the write a SIGKILL cut short
+        f.write("__import__('os').system('true')\n")  # not a literal: never evaluated
+        f.write("('cut', 'BTC/USDT:US")  # the write a SIGKILL cut short
     restarted = store_at(tmp_path / "c.sqlite")
     stored, problems = restarted.recover_write_ahead()
     assert stored == 2
-    assert len(problems) == 1 and "line 5" in problems[0] and str(path) in problems[0]
+    assert len(problems) == 2 and "line 4" in problems[0] and "line 5" in problems[1]
+    assert all(str(path) in p for p in problems)
     assert restarted.get_order("lost1").state == "new"
     assert restarted.get_order("lost2") is not None
     assert restarted.get_order("known").reason == "stored"
-    assert restarted.get_order("theirs") is None and restarted.get_order("cut") is None
+    assert restarted.get_order("cut") is None
     assert path.read_text() == "" and restarted.recover_write_ahead() == (0, [])
-    reference = store_at(tmp_path / "ref.sqlite")
-    reference.record_order(_managed("lost1"))
+    reference = store_at(tmp_path / "ref.sqlite", journal=False)
+    reference.write_ahead([_managed("lost1")])
     assert _row_dict(restarted.get_order("lost1")) == _row_dict(reference.get_order("lost1"))
 
 
@@ -337,11 +335,11 @@ def test_a_failed_settle_keeps_the_orders_pending(tmp_path: Path,
     monkeypatch.setattr(store, "_insert_absent_orders", refuse)
     with pytest.raises(OSError, match="locked"):
         store.settle_write_ahead()
-    assert len(store._journal.read().rows) == 1
+    assert len(store._journal.read().orders) == 1
     monkeypatch.undo()
     store.write_ahead([_managed("p2")])
     assert store.settle_write_ahead() == 2
-    assert count(store, OrderRow) == 2 and store._journal.read().rows == []
+    assert count(store, OrderRow) == 2 and store._journal.read().orders == []
 
 
 def test_risk_decisions_batch_skips_stored_ones(tmp_path: Path) -> None:

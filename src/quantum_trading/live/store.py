@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from quantum_trading.execution.models import Balance, ExchangeFill, ExchangePosition
 from quantum_trading.execution.order_manager import OrderManager
-from quantum_trading.execution.order_state import OrderEvent, OrderState
+from quantum_trading.execution.order_state import ManagedOrder, OrderEvent, OrderState
 from quantum_trading.execution.position_monitor import ExitAction
 from quantum_trading.live.db import open_database
 from quantum_trading.live.models import (
@@ -63,7 +63,6 @@ from quantum_trading.live.raw_statement import RawStatement
 from quantum_trading.live.redact import SecretRedactor
 from quantum_trading.live.store_orders import (
     _TERMINAL,
-    ORDER_TIMES,
     OrderPersistence,
     state_from_exchange,
 )
@@ -166,9 +165,9 @@ class TradingStore(OrderPersistence):
         self._skip_insert: RawStatement | None = None
         database = engine.url.database
         self._journal = (WriteAheadJournal(journal_path(database, exchange),
-                                           datetime_keys=ORDER_TIMES)
+                                           redact=self.redact)
                          if journal and _is_sqlite_file(engine) and database else None)
-        self._journaled: list[dict[str, Any]] = []
+        self._journaled: list[ManagedOrder] = []
         self._risk_insert: RawStatement | None = None
         self._fill_insert: RawStatement | None = None
         self._upserts = Upserts(engine.dialect.name)
