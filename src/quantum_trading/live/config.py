@@ -57,8 +57,11 @@ class TraderConfig(BaseModel):
     window_bars: int | None = Field(
         None, ge=2, le=10_000_000,
         description="Bars of history the strategy sees at each decision (count); None = every "
-        "bar since the start (up to max_history_bars): identical to the backtest's signals, "
-        "also for indicators with infinite memory (EMA) and stateful entry/exit rules.",
+        "bar since the start: identical to the backtest's signals, also for indicators with "
+        "infinite memory (EMA) and stateful entry/exit rules. With None a library rule that "
+        "can be stepped (trend_following, momentum_breakout without ATR stops) takes only "
+        "each new bar, whatever the history's length (and goes on past max_history_bars); "
+        "any other strategy is recomputed on the history kept (up to max_history_bars).",
     )
     max_history_bars: int = Field(
         200_000, ge=10, le=10_000_000,
