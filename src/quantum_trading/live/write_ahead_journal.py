@@ -164,7 +164,7 @@ class WriteAheadJournal:
         return repr((r.client_order_id, r.symbol, int(r.side), r.order_type.value, r.amount,
                      r.price, r.stop_price, r.reduce_only, r.time_in_force.value,
                      self.redact(o.tag), self.redact(o.reason), o.root_id, o.replaces,
-                     int(o.created_at.value))) + "\n"
+                     int(pd.Timestamp(o.created_at).value))) + "\n"
 
 
 def _order(record: Any) -> ManagedOrder:
