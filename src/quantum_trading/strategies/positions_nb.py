@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["position_from_entries_exits_nb"]
+__all__ = ["position_from_entries_exits_nb", "position_next_nb"]
 
 
 @njit(cache=True)
@@ -35,16 +35,24 @@ def position_from_entries_exits_nb(
     out = np.empty(n, dtype=np.float64)
     pos = 0.0
     for t in range(n):
-        le = long_entry[t]
-        se = short_entry[t]
-        if pos > 0.0 and (long_exit[t] or se):
-            pos = 0.0
-        elif pos < 0.0 and (short_exit[t] or le):
-            pos = 0.0
-        if pos == 0.0:
-            if le and not se:
-                pos = 1.0
-            elif se and not le:
-                pos = -1.0
+        pos = position_next_nb(pos, long_entry[t], long_exit[t], short_entry[t], short_exit[t])
         out[t] = pos
     return out
+
+
+@njit(cache=True)
+def position_next_nb(pos: float, long_entry: bool, long_exit: bool, short_entry: bool,
+                     short_exit: bool) -> float:
+    """One bar of :func:`position_from_entries_exits_nb`: the position after bar t's events,
+    from the position ``pos`` carried from bar t-1 (also called one bar at a time by the
+    live trader's stepped rules, :mod:`~quantum_trading.strategies.library.stepping`)."""
+    if pos > 0.0 and (long_exit or short_entry):
+        pos = 0.0
+    elif pos < 0.0 and (short_exit or long_entry):
+        pos = 0.0
+    if pos == 0.0:
+        if long_entry and not short_entry:
+            pos = 1.0
+        elif short_entry and not long_entry:
+            pos = -1.0
+    return pos

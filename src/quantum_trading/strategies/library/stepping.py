@@ -37,6 +37,7 @@ from typing import Any
 
 from quantum_trading.domain import StopSpec
 from quantum_trading.features.averages_nb import RESEED_EVERY, ema_next_nb
+from quantum_trading.strategies.positions_nb import position_next_nb
 
 __all__ = ["EmaStep", "EventStep", "HighLowStep", "PositionStep", "SignalStepper", "SmaStep"]
 
@@ -162,8 +163,9 @@ class HighLowStep:
 
 class PositionStep:
     """:func:`~quantum_trading.strategies.positions_nb.position_from_entries_exits_nb` one bar
-    at a time: exits first (an opposite entry closes too), then entries when flat (both at
-    once: stay flat); returns the position in {-1, 0, +1} decided at the bar.
+    at a time, through its own step (:func:`~quantum_trading.strategies.positions_nb.
+    position_next_nb`): exits first (an opposite entry closes too), then entries when flat
+    (both at once: stay flat); returns the position in {-1, 0, +1} decided at the bar.
 
     >>> step = PositionStep()
     >>> [step(*e) for e in ((True, False, False, False), (False, False, True, False))]
@@ -177,18 +179,9 @@ class PositionStep:
 
     def __call__(self, long_entry: bool, long_exit: bool, short_entry: bool,
                  short_exit: bool) -> float:
-        pos = self.pos
-        if pos > 0.0 and (long_exit or short_entry):
-            pos = 0.0
-        elif pos < 0.0 and (short_exit or long_entry):
-            pos = 0.0
-        if pos == 0.0:
-            if long_entry and not short_entry:
-                pos = 1.0
-            elif short_entry and not long_entry:
-                pos = -1.0
-        self.pos = pos
-        return pos
+        self.pos = float(position_next_nb(self.pos, long_entry, long_exit, short_entry,
+                                          short_exit))
+        return self.pos
 
 
 class SignalStepper:
