@@ -12,16 +12,17 @@ indicators' state from the bar before. :class:`SignalStepper` turns those events
 target exactly as ``asset_signals`` does (readiness, direction, the position state machine,
 size), so the trader's decision costs the same on the ten-thousandth bar as on the first.
 
-Exactness: the steps repeat the kernels' operations in the same order in IEEE double
-arithmetic — the EMA update through the compiled function :func:`~quantum_trading.features.
-averages_nb.ema_nb` itself uses (:func:`~quantum_trading.features.averages_nb.ema_next_nb`:
-compiled with fused multiply-add, it rounds unlike Python's ``a * b + c * d``) —
-(:class:`EmaStep` is :func:`~quantum_trading.features.averages_nb.ema_nb`, :class:`SmaStep`
-:func:`~quantum_trading.features.averages_nb.sma_nb`, :class:`HighLowStep` the channel of
-:func:`~quantum_trading.features.rolling_nb.donchian_nb`,
-:class:`PositionStep` is :func:`~quantum_trading.strategies.positions_nb.
-position_from_entries_exits_nb`), so a stepped target equals the vectorised one bit for bit;
-``tests/strategies/test_stepping.py`` checks it bar by bar on real data.
+Exactness: each step repeats its kernel's operations in the same order in IEEE double
+arithmetic — :class:`EmaStep` is :func:`~quantum_trading.features.averages_nb.ema_nb`,
+:class:`SmaStep` :func:`~quantum_trading.features.averages_nb.sma_nb`, :class:`HighLowStep`
+the channel of :func:`~quantum_trading.features.rolling_nb.donchian_nb`, :class:`PositionStep`
+:func:`~quantum_trading.strategies.positions_nb.position_from_entries_exits_nb` — and where a
+kernel's arithmetic is compiled differently from Python's it calls the kernel's own compiled
+step: the EMA update :func:`~quantum_trading.features.averages_nb.ema_next_nb` (fused
+multiply-add: it rounds unlike Python's ``a * b + c * d``) and the position rule
+:func:`~quantum_trading.strategies.positions_nb.position_next_nb`. So a stepped target equals
+the vectorised one bit for bit; ``tests/strategies/test_stepping.py`` checks it bar by bar on
+real data.
 
 Not stepped (the trader recomputes the window as before): stops that are a multiple of the
 ATR (the stop distance is read from the ATR at the decision bar), and strategies without an
