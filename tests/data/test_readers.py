@@ -339,3 +339,16 @@ def test_any_frame_gives_canonical_frame_or_data_error(names: list[str], rows: i
             continue
         assert out.index.dtype == "datetime64[ns, UTC]"
         assert (out.dtypes == np.float64).all()
+
+
+def test_a_funding_time_at_the_end_of_the_range_is_a_data_error() -> None:
+    """Found by the fuzz test above: a settlement 1 ns short of pandas' last time overflowed
+    when the exchange jitter was added (OverflowError, not a DataError)."""
+    raw = pd.DataFrame({"date": pd.to_datetime([1_704_067_200_000_000_000,
+                                                9_223_372_036_854_775_000], utc=True),
+                        "funding_rate": [0.0001, 0.0002]})
+    with pytest.raises(DataError, match=r"edge: .*end of the representable range.* at row 1"):
+        funding_from_frame(raw, source="edge")
+    fuzzed = pd.DataFrame({"date": [9_223_372_035_854_775_808], "open": [None]})
+    with pytest.raises(DataError):  # the fuzz test's own failing example
+        funding_from_frame(fuzzed, source="fuzz")

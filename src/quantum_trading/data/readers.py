@@ -402,7 +402,12 @@ def funding_from_frame(frame: pd.DataFrame, *, source: str | None = None) -> pd.
     (Timestamp('2023-07-05 08:00:00+0000', tz='UTC'), ['funding_rate'])
     """
     result = _canonical(frame, _FUNDING_SOURCES, source)
-    result.index = floor_funding_times(result.index)
+    try:
+        result.index = floor_funding_times(result.index)
+    except (OverflowError, ValueError):  # within 1 s of the last representable time (2262)
+        last = int(result.index.asi8.argmax())
+        raise DataError("settlement time too close to the end of the representable range "
+                        "(2262-04-11)", source=source, rows=[last], column="date") from None
     return result
 
 
