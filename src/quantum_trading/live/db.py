@@ -71,6 +71,19 @@ def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+def is_sqlite_file(url: URL) -> bool:
+    """Whether ``url`` is a SQLite database in a file (not ``sqlite://`` in memory, not a
+    ``mode=memory`` URI): what has a folder beside it for the write-ahead journal and a
+    write-ahead log to checkpoint.
+
+    >>> from sqlalchemy.engine import make_url
+    >>> is_sqlite_file(make_url("sqlite:///t.sqlite")), is_sqlite_file(make_url("sqlite://"))
+    (True, False)
+    """
+    return (url.get_backend_name() == "sqlite" and not _is_memory(url)
+            and "mode=memory" not in str(url))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:

@@ -46,7 +46,7 @@ from quantum_trading.execution.models import Balance, ExchangeFill, ExchangePosi
 from quantum_trading.execution.order_manager import OrderManager
 from quantum_trading.execution.order_state import ManagedOrder, OrderEvent, OrderState
 from quantum_trading.execution.position_monitor import ExitAction
-from quantum_trading.live.db import open_database
+from quantum_trading.live.db import is_sqlite_file, open_database
 from quantum_trading.live.models import (
     Alert,
     EquitySnapshot,
@@ -110,13 +110,6 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def _is_sqlite_file(engine: Engine) -> bool:
-    """Whether ``engine`` is a SQLite database in a file (not in memory)."""
-    database = engine.url.database
-    return (engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
-            and "mode=memory" not in str(engine.url))
-
-
 class TradingStore(OrderPersistence):
     """Orders, fills, positions, equity, risk decisions, alerts and trader state in one
     database (see the module docstring for the guarantees).
@@ -163,10 +156,9 @@ class TradingStore(OrderPersistence):
             weakref.WeakKeyDictionary()
         self._write_ahead: RawStatement | None = None
         self._skip_insert: RawStatement | None = None
-        database = engine.url.database
-        self._journal = (WriteAheadJournal(journal_path(database, exchange),
+        self._journal = (WriteAheadJournal(journal_path(str(engine.url.database), exchange),
                                            redact=self.redact)
-                         if journal and _is_sqlite_file(engine) and database else None)
+                         if journal and is_sqlite_file(engine.url) else None)
         self._journaled: list[ManagedOrder] = []
         self._risk_insert: RawStatement | None = None
         self._fill_insert: RawStatement | None = None
@@ -196,7 +188,7 @@ class TradingStore(OrderPersistence):
         its orders are out: the connections do not checkpoint on their own
         (:func:`~quantum_trading.live.db.make_engine`), so no commit — the write-ahead of an
         order included — pays for it. Other databases: nothing to do (False)."""
-        if not _is_sqlite_file(self.engine):
+        if not is_sqlite_file(self.engine.url):
             return False
         self._since_checkpoint += 1
         if self._since_checkpoint < every:

@@ -85,6 +85,7 @@ class StrategyCall:
                                       self.params)
         self._steppers: dict[str, SignalStepper] | None = None
         self._seen: dict[str, int] = {}  # bars of each history the steppers have taken
+        self._columns_ok: dict[tuple[str, ...], bool] = {}  # history columns → rule's present
         self.steppable = self.direct and strategy.stepper(self.params) is not None
         """Whether :meth:`on_history` steps the rule (a library rule with an event stepper)."""
 
@@ -117,7 +118,7 @@ class StrategyCall:
 
     def _step(self, histories: Mapping[str, BarHistory]) -> StrategyResult | None:
         first = histories[self.symbols[0]]
-        if any(not set(self._columns).issubset(histories[s].columns) for s in self.symbols) \
+        if not all(self._reads_columns_of(histories[s]) for s in self.symbols) \
                 or any(histories[s].appended != first.appended or len(histories[s]) != len(first)
                        for s in self.symbols[1:]):
             return None
@@ -142,6 +143,15 @@ class StrategyCall:
             return exit_rules_of(stepper.stop_loss, stepper.take_profit, None, symbol, 1)
 
         return StrategyResult(targets, exits)
+
+    def _reads_columns_of(self, history: BarHistory) -> bool:
+        """Whether ``history`` has every column the rule reads (checked once per column set:
+        a history's columns are fixed by its first bar)."""
+        columns = history.columns
+        known = self._columns_ok.get(columns)
+        if known is None:
+            known = self._columns_ok[columns] = set(self._columns).issubset(columns)
+        return known
 
     def __call__(self, windows: Mapping[str, pd.DataFrame]) -> StrategyResult:
         """The strategy on ``windows`` (symbol → OHLCV window, one shared index). A
